@@ -1,0 +1,60 @@
+# trading_guard — PGXS build
+#
+#   make && sudo make install          build and install
+#   make installcheck                  pg_regress + isolation + TAP, each on
+#                                      its own temporary, preloaded instance
+#   test/run-tests.sh                  everything, as CI runs it (see README)
+
+EXTENSION  = trading_guard
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = trading_guard
+OBJS = \
+	src/trading_guard.o \
+	src/shmem.o \
+	src/numeric_guard.o \
+	src/validate.o \
+	src/registry.o \
+	src/orders.o
+
+DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+PG_CPPFLAGS = -Isrc
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-sign-compare -Wno-cast-function-type
+ifeq ($(WERROR),1)
+PG_CFLAGS += -Werror
+endif
+SHLIB_LINK += -lcrypto -lssl
+
+# pg_regress: sql/*.sql against expected/*.out
+REGRESS = \
+	install \
+	validate_symbol \
+	validate_numeric \
+	registry \
+	check_order \
+	protect_orders
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
+	--dbname=contrib_regression
+
+# isolation specs: test/isolation/specs/*.spec
+ISOLATION = registry_cache
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
+	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+	--dbname=isolation_regression
+
+# TAP: test/t/*.pl
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = results regression.diffs regression.out tmp_check tmp_check_iso \
+	output_iso log test/out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Used by test/run-tests.sh so that the lists above stay the only lists.
+print-%:
+	@echo $($*)
