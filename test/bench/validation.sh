@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# test/bench/validation.sh — what does order validation cost?
+#
+#   A. insert TPS (pgbench, 2 clients, simple protocol) into an orders table
+#      with no check / regex + bounds CHECK constraints / an equivalent
+#      PL/pgSQL trigger / trading_guard.protect_orders, interleaved rounds,
+#      median per variant;
+#   B. ns per evaluation of trading_guard.is_valid_symbol(symbol) against the
+#      regular expression '^[A-Z0-9]{2,10}USDT$' over a table of >= 2M rows.
+#
+# Usage (as root or as a user with sudo):
+#   test/bench/validation.sh
+# Environment:
+#   BENCH_SECONDS=10   duration of each pgbench run
+#   ROUNDS=3           interleaved rounds of the 4 insert variants (>= 3)
+#   EVAL_ROWS=2000000  rows in the symbol table of part B (>= 2000000)
+#   EVAL_ROUNDS=7      interleaved rounds of part B (>= 3)
+#   BENCH_SKIP_BUILD=1 do not build/install the extension first
+#
+# It creates its own temporary cluster (fsync on, synchronous_commit off,
+# shared_preload_libraries = 'trading_guard'), removes it at exit, prints a
+# markdown report and writes it to test/out/bench-validation.md.  A missed
+# target prints MISS and does not fail the script; any real error does.
+
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+ROUNDS=${ROUNDS:-3}
+EVAL_ROWS=${EVAL_ROWS:-2000000}
+EVAL_ROUNDS=${EVAL_ROUNDS:-7}
+BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
+
+for v in BENCH_SECONDS ROUNDS EVAL_ROWS EVAL_ROUNDS; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
+done
+[ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
+[ "$EVAL_ROUNDS" -ge 3 ] || tg_die "EVAL_ROUNDS must be >= 3 (got $EVAL_ROUNDS)"
+[ "$EVAL_ROWS" -ge 2000000 ] || tg_die "EVAL_ROWS must be >= 2000000 (got $EVAL_ROWS)"
+
+T_START=$(date +%s)
+CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS EVAL_ROWS=$EVAL_ROWS EVAL_ROUNDS=$EVAL_ROUNDS test/bench/validation.sh"
+OUT_DIR=$TG_REPO/test/out
+OUT_MD=$OUT_DIR/bench-validation.md
+
+# ---------------------------------------------------------------------------
+# build, install, cluster
+# ---------------------------------------------------------------------------
+# shellcheck disable=SC2086
+tg_ensure_packages $TG_PACKAGES
+if [ "$BENCH_SKIP_BUILD" != 1 ]; then
+	tg_build_install
+fi
+
+BIN=$("$PG_CONFIG" --bindir)
+[ -x "$BIN/pgbench" ] || tg_die "pgbench not found in $BIN"
+
+BDIR=$(tg_runner_dir tg-bench-validation)
+PGDATA=$BDIR/data
+PORT=$(tg_free_port 55700)
+DB=bench
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [ -f "$PGDATA/postmaster.pid" ]; then
+		tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+			tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$BDIR/server.log" ]; then
+		echo "---- last lines of the server log ----" >&2
+		tail -n 40 "$BDIR/server.log" >&2 || true
+	fi
+	rm -rf "$BDIR"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+tg_log "initdb in $PGDATA (port $PORT)"
+tg_as_runner "$BIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C \
+	>"$BDIR/initdb.log" 2>&1 || { cat "$BDIR/initdb.log" >&2; tg_die "initdb failed"; }
+
+cat >>"$PGDATA/postgresql.conf" <<EOF
+
+# --- test/bench/validation.sh ---
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$BDIR'
+shared_preload_libraries = 'trading_guard'
+fsync = on
+synchronous_commit = off
+shared_buffers = 512MB
+max_wal_size = 8GB
+checkpoint_timeout = 1h
+autovacuum = off
+jit = off
+max_parallel_workers_per_gather = 0
+EOF
+
+tg_log "starting server"
+tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -l "$BDIR/server.log" -w -t 120 start >/dev/null ||
+	tg_die "server did not start"
+
+# psql against the bench database: unaligned, tuples only, stop on error.
+psql_db() {
+	tg_as_runner "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BDIR" -p "$PORT" -U postgres -d "${PSQL_DB:-$DB}" "$@"
+}
+PSQL_DB=postgres psql_db -c "CREATE DATABASE $DB"
+
+# ---------------------------------------------------------------------------
+# registry: 20 tradable symbols + 1 halted one, Binance exchangeInfo format
+# ---------------------------------------------------------------------------
+BASES=(BTC ETH BNB SOL XRP ADA DOGE AVAX DOT LINK LTC TRX ATOM UNI NEAR APT ARB OP 1INCH PEPE)
+NSYM=${#BASES[@]}
+
+exchange_info_json() {
+	local i b min_qty step sep=""
+	printf '{"timezone":"UTC","symbols":['
+	for i in "${!BASES[@]}"; do
+		b=${BASES[$i]}
+		# two LOT_SIZE flavours; every pgbench quantity (multiple of 0.001,
+		# 0.001..1) satisfies both
+		if [ $((i % 2)) -eq 0 ]; then min_qty=0.00001000 step=0.00001000
+		else min_qty=0.00100000 step=0.00100000; fi
+		printf '%s{"symbol":"%sUSDT","status":"TRADING","baseAsset":"%s","quoteAsset":"USDT","filters":[' "$sep" "$b" "$b"
+		printf '{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"0.01000000"},'
+		printf '{"filterType":"LOT_SIZE","minQty":"%s","maxQty":"9000.00000000","stepSize":"%s"},' "$min_qty" "$step"
+		printf '{"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5}]}'
+		sep=","
+	done
+	printf ',{"symbol":"HALTUSDT","status":"BREAK","baseAsset":"HALT","quoteAsset":"USDT","filters":['
+	printf '{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"0.01000000"},'
+	printf '{"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"},'
+	printf '{"filterType":"NOTIONAL","minNotional":"5.00000000","maxNotional":"9000000.00000000"}]}'
+	printf ']}'
+}
+
+orders_ddl() { # $1 = table name, $2 = extra table constraints (may be empty)
+	printf 'CREATE TABLE %s (id bigserial PRIMARY KEY, symbol text NOT NULL, side text NOT NULL, quantity numeric NOT NULL, price numeric, created_at timestamptz DEFAULT now()%s);\n' "$1" "$2"
+}
+
+VARIANTS=(plain check plpgsql tg)
+declare -A LABEL=(
+	[plain]="no check"
+	[check]="regex + bounds CHECK"
+	[plpgsql]="PL/pgSQL trigger"
+	[tg]="trading_guard.protect_orders"
+)
+
+tg_log "creating extension, loading registry, creating tables"
+{
+	echo "CREATE EXTENSION trading_guard;"
+	# shellcheck disable=SC2016
+	printf 'SELECT * FROM trading_guard.load_exchange_info($tgjson$%s$tgjson$::jsonb);\n' "$(exchange_info_json)"
+	orders_ddl orders_plain ""
+	orders_ddl orders_check ", CHECK (symbol ~ '^[A-Z0-9]{2,10}USDT\$'), CHECK (side IN ('BUY','SELL')), CHECK (quantity > 0 AND quantity <= 1000000), CHECK (price IS NULL OR price > 0)"
+	orders_ddl orders_plpgsql ""
+	orders_ddl orders_tg ""
+	cat <<'EOF'
+-- The same rules as trading_guard's order check, in PL/pgSQL, against the
+-- same registry table.  0 in a numeric filter column means "rule off".
+CREATE FUNCTION bench_check_order() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+	r trading_guard.symbols%ROWTYPE;
+	notional numeric;
+BEGIN
+	IF NEW.symbol IS NULL OR NEW.symbol !~ '^[A-Z0-9]{2,10}USDT$' THEN
+		RAISE EXCEPTION 'invalid symbol format: %', NEW.symbol USING ERRCODE = 'check_violation';
+	END IF;
+	SELECT * INTO r FROM trading_guard.symbols s WHERE s.symbol = NEW.symbol;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown symbol: %', NEW.symbol USING ERRCODE = 'check_violation';
+	END IF;
+	IF r.status IS DISTINCT FROM 'TRADING' THEN
+		RAISE EXCEPTION 'symbol % is not trading (status %)', NEW.symbol, r.status USING ERRCODE = 'check_violation';
+	END IF;
+	IF NEW.side IS NULL OR NEW.side NOT IN ('BUY', 'SELL') THEN
+		RAISE EXCEPTION 'invalid side: %', NEW.side USING ERRCODE = 'check_violation';
+	END IF;
+	IF NEW.quantity IS NULL OR NEW.quantity <= 0 THEN
+		RAISE EXCEPTION 'quantity must be > 0: %', NEW.quantity USING ERRCODE = 'check_violation';
+	END IF;
+	-- LOT_SIZE
+	IF r.min_qty > 0 AND NEW.quantity < r.min_qty THEN
+		RAISE EXCEPTION 'LOT_SIZE: quantity % < min %', NEW.quantity, r.min_qty USING ERRCODE = 'check_violation';
+	END IF;
+	IF r.max_qty > 0 AND NEW.quantity > r.max_qty THEN
+		RAISE EXCEPTION 'LOT_SIZE: quantity % > max %', NEW.quantity, r.max_qty USING ERRCODE = 'check_violation';
+	END IF;
+	IF r.step_size > 0 AND (NEW.quantity - r.min_qty) % r.step_size <> 0 THEN
+		RAISE EXCEPTION 'LOT_SIZE: quantity % not a multiple of step %', NEW.quantity, r.step_size USING ERRCODE = 'check_violation';
+	END IF;
+	IF NEW.price IS NOT NULL THEN
+		IF NEW.price <= 0 THEN
+			RAISE EXCEPTION 'price must be > 0: %', NEW.price USING ERRCODE = 'check_violation';
+		END IF;
+		-- PRICE_FILTER
+		IF r.min_price > 0 AND NEW.price < r.min_price THEN
+			RAISE EXCEPTION 'PRICE_FILTER: price % < min %', NEW.price, r.min_price USING ERRCODE = 'check_violation';
+		END IF;
+		IF r.max_price > 0 AND NEW.price > r.max_price THEN
+			RAISE EXCEPTION 'PRICE_FILTER: price % > max %', NEW.price, r.max_price USING ERRCODE = 'check_violation';
+		END IF;
+		IF r.tick_size > 0 AND (NEW.price - r.min_price) % r.tick_size <> 0 THEN
+			RAISE EXCEPTION 'PRICE_FILTER: price % not a multiple of tick %', NEW.price, r.tick_size USING ERRCODE = 'check_violation';
+		END IF;
+		-- NOTIONAL
+		notional := NEW.price * NEW.quantity;
+		IF r.min_notional > 0 AND notional < r.min_notional THEN
+			RAISE EXCEPTION 'NOTIONAL: % < min %', notional, r.min_notional USING ERRCODE = 'check_violation';
+		END IF;
+		IF r.max_notional > 0 AND notional > r.max_notional THEN
+			RAISE EXCEPTION 'NOTIONAL: % > max %', notional, r.max_notional USING ERRCODE = 'check_violation';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$f$;
+CREATE TRIGGER orders_plpgsql_check BEFORE INSERT OR UPDATE ON orders_plpgsql
+	FOR EACH ROW EXECUTE FUNCTION bench_check_order();
+SELECT trading_guard.protect_orders('orders_tg');
+ANALYZE trading_guard.symbols;
+EOF
+} >"$BDIR/setup.sql"
+psql_db -f "$BDIR/setup.sql" >"$BDIR/setup.out" ||
+	{ cat "$BDIR/setup.out" >&2; tg_die "setup failed"; }
+
+n=$(psql_db -c "SELECT count(*) FROM trading_guard.symbols WHERE status = 'TRADING'")
+[ "$n" -eq "$NSYM" ] || tg_die "registry holds $n TRADING symbols after load_exchange_info, expected $NSYM"
+
+# ---------------------------------------------------------------------------
+# A. insert TPS
+# ---------------------------------------------------------------------------
+SYM_ARRAY=$(printf "'%sUSDT'," "${BASES[@]}")
+SYM_ARRAY="ARRAY[${SYM_ARRAY%,}]"
+for v in "${VARIANTS[@]}"; do
+	# quantity 0.001..1 (multiple of 0.001), price 5000.00..100000.00 (multiple
+	# of 0.01): notional 5..100000, every filter passes.
+	cat >"$BDIR/insert_$v.sql" <<EOF
+\\set s random(1, $NSYM)
+\\set b random(0, 1)
+\\set q random(1, 1000)
+\\set p random(500000, 10000000)
+INSERT INTO orders_$v (symbol, side, quantity, price) VALUES ((${SYM_ARRAY})[:s], CASE WHEN :b = 0 THEN 'BUY' ELSE 'SELL' END, :q * 0.001, :p * 0.01);
+EOF
+done
+
+PGBENCH_OPTS=(-n -M simple -c 2 -j 2)
+
+# Run pgbench for variant $1 with extra options; output to stdout.  Fails
+# (with pgbench's output on stderr) when pgbench fails or a transaction failed.
+run_pgbench() {
+	local v=$1 out rc=0 failed
+	shift
+	out=$(tg_as_runner "$BIN/pgbench" "${PGBENCH_OPTS[@]}" "$@" -f "$BDIR/insert_$v.sql" \
+		-h "$BDIR" -p "$PORT" -U postgres "$DB" 2>&1) || rc=$?
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+	if [ "$rc" -ne 0 ] || [ "${failed:-0}" != 0 ] || grep -q 'aborted' <<<"$out"; then
+		printf '%s\n' "$out" >&2
+		tg_die "pgbench on variant '${LABEL[$v]}' failed (exit $rc, failed transactions ${failed:-?})"
+	fi
+	printf '%s\n' "$out"
+}
+
+reset_tables() {
+	psql_db -c "TRUNCATE orders_plain, orders_check, orders_plpgsql, orders_tg RESTART IDENTITY" \
+		-c "VACUUM ANALYZE orders_plain, orders_check, orders_plpgsql, orders_tg" \
+		-c "CHECKPOINT"
+}
+
+# An INSERT that variant $1 must reject; $2 = description, $3 = VALUES list.
+expect_reject() {
+	local v=$1 what=$2 vals=$3 err
+	if err=$(psql_db -c "INSERT INTO orders_$v (symbol, side, quantity, price) VALUES $vals" 2>&1); then
+		tg_die "variant '${LABEL[$v]}' ACCEPTED a bad row ($what): $vals"
+	fi
+	tg_log "  ${LABEL[$v]}: rejects $what: $(head -n 1 <<<"$err")"
+}
+
+tg_log "sanity: every variant accepts the pgbench rows and rejects bad ones"
+reset_tables
+for v in "${VARIANTS[@]}"; do
+	run_pgbench "$v" -t 250 >"$BDIR/warmup_$v.out"
+	read -r n ns nq < <(psql_db -F ' ' -c "SELECT count(*), count(DISTINCT symbol), count(DISTINCT quantity) FROM orders_$v")
+	[ "$n" -eq 500 ] || tg_die "variant '${LABEL[$v]}': warm-up inserted $n rows, expected 500"
+	if [ "$ns" -le 1 ] || [ "$nq" -le 1 ]; then tg_die "variant '${LABEL[$v]}': warm-up rows do not vary"; fi
+	tg_log "  ${LABEL[$v]}: accepted 500/500 warm-up orders ($ns symbols, $nq quantities)"
+done
+# a good row inserted by hand, as a reference for the bad ones below
+for v in "${VARIANTS[@]}"; do
+	psql_db -c "INSERT INTO orders_$v (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.01, 60000.01), ('ETHUSDT', 'SELL', 1, NULL)"
+done
+for v in check plpgsql tg; do
+	expect_reject "$v" "quantity 0" "('BTCUSDT', 'BUY', 0, 60000)"
+	expect_reject "$v" "bad symbol format" "('btcusdt', 'BUY', 0.01, 60000)"
+	expect_reject "$v" "bad side" "('BTCUSDT', 'HOLD', 0.01, 60000)"
+	expect_reject "$v" "negative price" "('BTCUSDT', 'BUY', 0.01, -1)"
+done
+for v in plpgsql tg; do
+	expect_reject "$v" "unknown symbol" "('ZZZZUSDT', 'BUY', 0.01, 60000)"
+	expect_reject "$v" "symbol not TRADING" "('HALTUSDT', 'BUY', 0.01, 60000)"
+	expect_reject "$v" "LOT_SIZE step" "('BTCUSDT', 'BUY', 0.000015, 60000)"
+	expect_reject "$v" "LOT_SIZE max" "('BTCUSDT', 'BUY', 9001, 100)"
+	expect_reject "$v" "PRICE_FILTER tick" "('BTCUSDT', 'BUY', 0.01, 60000.005)"
+	expect_reject "$v" "NOTIONAL min" "('BTCUSDT', 'BUY', 0.001, 100)"
+	expect_reject "$v" "NOTIONAL max" "('BTCUSDT', 'BUY', 9000, 1001)"
+done
+
+median() { # numbers as arguments
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+		if (NR == 0) exit 1
+		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+declare -A TPS_RUNS=()
+tg_log "insert TPS: $ROUNDS interleaved rounds x ${#VARIANTS[@]} variants x ${BENCH_SECONDS}s"
+for r in $(seq 1 "$ROUNDS"); do
+	for v in "${VARIANTS[@]}"; do
+		reset_tables
+		out=$(run_pgbench "$v" -T "$BENCH_SECONDS")
+		tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' <<<"$out")
+		[ -n "$tps" ] || { printf '%s\n' "$out" >&2; tg_die "no TPS in pgbench output"; }
+		tps=$(printf '%.0f' "$tps")
+		TPS_RUNS[$v]="${TPS_RUNS[$v]:-} $tps"
+		tg_log "  round $r/$ROUNDS ${LABEL[$v]}: $tps TPS"
+	done
+done
+reset_tables
+
+# ---------------------------------------------------------------------------
+# B. ns per evaluation: is_valid_symbol vs regex
+# ---------------------------------------------------------------------------
+tg_log "building the symbol table ($EVAL_ROWS rows)"
+psql_db <<EOF
+CREATE TABLE syms (id int, symbol text);
+-- ~70 % valid USDT pairs; the rest lower case, other quote assets, a dash,
+-- a trailing blank, a base too short or too long.
+INSERT INTO syms
+SELECT i,
+	CASE WHEN i % 10 < 7 THEN base || 'USDT'
+	     WHEN i % 10 = 7 THEN lower(base) || 'usdt'
+	     WHEN i % 10 = 8 THEN base || (ARRAY['BTC', 'BUSD', 'ETH', 'FDUSD', 'TRY'])[1 + (i / 10) % 5]
+	     ELSE (ARRAY[base || '-USDT', substr(base, 1, 1) || 'USDT', repeat(base, 4) || 'USDT',
+	                 base || 'USDT ', 'USDT', base || 'USDC'])[1 + (i / 10) % 6]
+	END
+FROM generate_series(1, $EVAL_ROWS) AS i,
+	LATERAL (SELECT (ARRAY['BTC','ETH','BNB','SOL','XRP','ADA','DOGE','AVAX','DOT','LINK','LTC','TRX',
+	                       'ATOM','UNI','NEAR','APT','ARB','OP','1INCH','PEPE','SHIB','FET','INJ','SUI',
+	                       'WLD','1000SATS','RNDR','FLOKI','TIA','SEI','JUP','WIF','ORDI','BONK','STX',
+	                       'IMX','AAVE','MKR','LDO','GALA'])[1 + (hashint4(i)::bigint + 2147483648) % 40] AS base) AS b;
+VACUUM (FREEZE, ANALYZE) syms;
+CREATE FUNCTION bench_ms(q text) RETURNS float8 LANGUAGE plpgsql AS \$f\$
+DECLARE
+	t0 timestamptz;
+	n bigint;
+BEGIN
+	t0 := clock_timestamp();
+	EXECUTE q INTO n;
+	RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END
+\$f\$;
+EOF
+
+E_BASE="symbol IS NOT NULL"
+E_REGEX="symbol ~ '^[A-Z0-9]{2,10}USDT\$'"
+E_TG="trading_guard.is_valid_symbol(symbol)"
+read -r n_rows n_regex n_tg < <(psql_db -F ' ' -c "SELECT count(*), count(*) FILTER (WHERE $E_REGEX), count(*) FILTER (WHERE $E_TG) FROM syms")
+[ "$n_rows" -eq "$EVAL_ROWS" ] || tg_die "syms has $n_rows rows, expected $EVAL_ROWS"
+# shellcheck disable=SC2015
+[ "$n_regex" -gt 0 ] && [ "$n_regex" -lt "$n_rows" ] ||
+	tg_die "regex matches $n_regex of $n_rows rows: not a mix"
+EVAL_NOTE="both expressions accept the same $n_regex of $n_rows rows"
+if [ "$n_tg" -ne "$n_regex" ]; then
+	EVAL_NOTE="NOTE: the expressions disagree: regex accepts $n_regex, is_valid_symbol accepts $n_tg of $n_rows rows"
+	tg_log "$EVAL_NOTE"
+	psql_db -c "SELECT symbol, symbol ~ '^[A-Z0-9]{2,10}USDT\$' AS regex, trading_guard.is_valid_symbol(symbol) AS tg
+		FROM (SELECT DISTINCT symbol FROM syms) s
+		WHERE (symbol ~ '^[A-Z0-9]{2,10}USDT\$') IS DISTINCT FROM trading_guard.is_valid_symbol(symbol) LIMIT 10" >&2
+fi
+
+timed() { # expression -> ms
+	psql_db -c "SELECT bench_ms(\$q\$SELECT count(*) FILTER (WHERE $1) FROM syms\$q\$)"
+}
+# warm the cache and the regex cache
+for e in "$E_BASE" "$E_REGEX" "$E_TG"; do timed "$e" >/dev/null; done
+
+REGEX_RUNS="" TG_RUNS=""
+tg_log "ns/eval: $EVAL_ROUNDS interleaved rounds (baseline, regex, is_valid_symbol)"
+for r in $(seq 1 "$EVAL_ROUNDS"); do
+	tb=$(timed "$E_BASE")
+	tr=$(timed "$E_REGEX")
+	tt=$(timed "$E_TG")
+	nr=$(awk -v a="$tr" -v b="$tb" -v n="$EVAL_ROWS" 'BEGIN { printf "%.2f", (a - b) * 1e6 / n }')
+	nt=$(awk -v a="$tt" -v b="$tb" -v n="$EVAL_ROWS" 'BEGIN { printf "%.2f", (a - b) * 1e6 / n }')
+	REGEX_RUNS="$REGEX_RUNS $nr"
+	TG_RUNS="$TG_RUNS $nt"
+	tg_log "  round $r/$EVAL_ROUNDS: baseline ${tb} ms, regex ${tr} ms (${nr} ns), is_valid_symbol ${tt} ms (${nt} ns)"
+done
+
+# ---------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------
+PG_VERSION=$(psql_db -c "SHOW server_version")
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+join_runs() { echo "$*" | sed 's/^ *//; s/ \+/, /g'; }
+
+declare -A TPS_MED=()
+for v in "${VARIANTS[@]}"; do
+	# shellcheck disable=SC2086
+	TPS_MED[$v]=$(median ${TPS_RUNS[$v]})
+done
+# shellcheck disable=SC2086
+REGEX_MED=$(median $REGEX_RUNS)
+# shellcheck disable=SC2086
+TG_MED=$(median $TG_RUNS)
+
+tg_ratio=$(awk -v a="${TPS_MED[tg]}" -v b="${TPS_MED[plain]}" 'BEGIN { printf "%.3f", a / b }')
+tg_ok=$(awk -v r="$tg_ratio" 'BEGIN { print (r >= 0.97) ? "PASS" : "MISS" }')
+if awk -v t="$TG_MED" 'BEGIN { exit !(t > 0) }'; then
+	speedup=$(awk -v a="$REGEX_MED" -v b="$TG_MED" 'BEGIN { printf "%.1f", a / b }')
+	speedup_ok=$(awk -v s="$speedup" 'BEGIN { print (s >= 8) ? "PASS" : "MISS" }')
+	speedup_txt="${speedup}×"
+else
+	speedup_txt="∞ (is_valid_symbol cost below measurement noise)"
+	speedup_ok="PASS"
+fi
+
+{
+	echo "### Validation overhead"
+	echo
+	echo "Command: \`$CMD\`  "
+	echo "Machine: $(nproc) CPUs ($CPU), Linux $(uname -r), PostgreSQL $PG_VERSION  "
+	echo "Server: fsync on, synchronous_commit off, shared_buffers 512MB, autovacuum off, jit off, max_parallel_workers_per_gather 0  "
+	echo "Insert load: \`pgbench ${PGBENCH_OPTS[*]} -T $BENCH_SECONDS\`, one valid order per transaction" \
+		"(random symbol of $NSYM, side, quantity, price), $ROUNDS interleaved rounds, tables truncated + CHECKPOINT before each run"
+	echo
+	echo "| variant | median TPS | runs | ratio vs no check |"
+	echo "|---|---:|---|---:|"
+	for v in "${VARIANTS[@]}"; do
+		ratio=$(awk -v a="${TPS_MED[$v]}" -v b="${TPS_MED[plain]}" 'BEGIN { printf "%.3f", a / b }')
+		printf '| %s | %.0f | %s | %s× |\n' "${LABEL[$v]}" "${TPS_MED[$v]}" "$(join_runs "${TPS_RUNS[$v]}")" "$ratio"
+	done
+	echo
+	echo "ns per evaluation over $EVAL_ROWS stored symbols (\`count(*) FILTER (WHERE expr)\` minus" \
+		"\`count(*) FILTER (WHERE symbol IS NOT NULL)\`), $EVAL_ROUNDS interleaved rounds; $EVAL_NOTE"
+	echo
+	echo "| expression | median ns/eval | runs | speed-up (regex ns ÷ ns) |"
+	echo "|---|---:|---|---:|"
+	printf "| \`%s\` | %.1f | %s | 1.0× |\n" "$E_REGEX" "$REGEX_MED" "$(join_runs "$REGEX_RUNS")"
+	printf "| \`%s\` | %.1f | %s | %s |\n" "$E_TG" "$TG_MED" "$(join_runs "$TG_RUNS")" "$speedup_txt"
+	echo
+	echo "| target | measured | result |"
+	echo "|---|---:|---|"
+	echo "| protect_orders ≥ 0.97× no-check TPS | ${tg_ratio}× | $tg_ok |"
+	echo "| is_valid_symbol ≥ 8× faster than the regex | $speedup_txt | $speedup_ok |"
+	echo
+	echo "Wall time: $(( $(date +%s) - T_START )) s"
+} >"$BDIR/report.md"
+
+mkdir -p "$OUT_DIR"
+cp "$BDIR/report.md" "$OUT_MD"
+echo
+cat "$OUT_MD"
+tg_log "report written to $OUT_MD"
