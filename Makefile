@@ -15,7 +15,9 @@ OBJS = \
 	src/numeric_guard.o \
 	src/validate.o \
 	src/registry.o \
-	src/orders.o
+	src/orders.o \
+	src/order_stats.o \
+	src/protect.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 

@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * numeric_guard.h
+ *	  Judge a numeric from its header before doing arithmetic with it, and
+ *	  the few exact numeric operations order validation needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TG_NUMERIC_GUARD_H
+#define TG_NUMERIC_GUARD_H
+
+#include "utils/numeric.h"
+
+typedef enum TgNumericProblem
+{
+	TG_NUM_OK = 0,
+	TG_NUM_NULL,
+	TG_NUM_NAN,
+	TG_NUM_INFINITE,
+	TG_NUM_TOO_MANY_DIGITS,		/* more than TG_NUMERIC_MAX_INT_DIGITS */
+	TG_NUM_TOO_MANY_DECIMALS,	/* scale above TG_NUMERIC_MAX_SCALE */
+	TG_NUM_NOT_POSITIVE
+} TgNumericProblem;
+
+extern TgNumericProblem tg_numeric_problem(Numeric num);
+extern const char *tg_numeric_problem_text(TgNumericProblem problem);
+
+extern int	tg_num_cmp(Numeric a, Numeric b);
+extern bool tg_num_is_zero(Numeric a);
+extern Numeric tg_num_sub(Numeric a, Numeric b);
+extern Numeric tg_num_add(Numeric a, Numeric b);
+extern Numeric tg_num_mul(Numeric a, Numeric b);
+extern Numeric tg_num_mod(Numeric a, Numeric b);
+extern Numeric tg_num_floor_to_step(Numeric x, Numeric base, Numeric step);
+extern Numeric tg_num_round_to_step(Numeric x, Numeric base, Numeric step);
+extern char *tg_num_out(Numeric a);
+extern Numeric tg_num_in(const char *str);
+
+#endif							/* TG_NUMERIC_GUARD_H */

@@ -1,0 +1,239 @@
+/*-------------------------------------------------------------------------
+ *
+ * protect.c
+ *	  The order-table trigger installed by protect_orders(): a C BEFORE
+ *	  INSERT OR UPDATE row trigger that applies tg_check_order() to each row.
+ *
+ * Trigger arguments: symbol column, side column, quantity column, price
+ * column ('' for none).  protect_orders() (SQL) checks the columns when it
+ * creates the trigger; we check again when a query first fires it, because
+ * columns can be renamed, dropped or retyped afterwards.  The column lookup
+ * is cached in fn_extra, which lives as long as the query's trigger state,
+ * so per row we only fetch four attributes and run the checks.  The registry
+ * lookup runs no SQL once the per-backend cache is warm (registry.c).
+ *
+ * Later parts (the halt switch, rate limits) hook into tg_protect_row().
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "order_stats.h"
+#include "orders.h"
+#include "trading_guard.h"
+
+#define TG_PROTECT_NARGS 4
+
+enum
+{
+	COL_SYMBOL,
+	COL_SIDE,
+	COL_QUANTITY,
+	COL_PRICE
+};
+
+typedef struct ProtectState
+{
+	Oid			tgoid;
+	AttrNumber	attnum[TG_PROTECT_NARGS];	/* 0 = no such column (price) */
+} ProtectState;
+
+/* Does a column hold text (text, varchar or a domain over either)? */
+static bool
+is_text_type(Oid typid)
+{
+	typid = getBaseType(typid);
+	return typid == TEXTOID || typid == VARCHAROID;
+}
+
+static bool
+is_numeric_type(Oid typid)
+{
+	return getBaseType(typid) == NUMERICOID;
+}
+
+/* Resolve and type-check the columns named by the trigger's arguments. */
+static ProtectState *
+protect_state(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	ProtectState *st = (ProtectState *) fcinfo->flinfo->fn_extra;
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+
+	if (st != NULL && st->tgoid == tg->tgoid)
+		return st;
+
+	if (tg->tgnargs != TG_PROTECT_NARGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" needs %d arguments",
+						tg->tgname, RelationGetRelationName(td->tg_relation),
+						TG_PROTECT_NARGS),
+				 errhint("Create it with trading_guard.protect_orders().")));
+
+	st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ProtectState));
+	for (int i = 0; i < TG_PROTECT_NARGS; i++)
+	{
+		const char *col = tg->tgargs[i];
+		int			attnum;
+		Oid			typid;
+
+		if (i == COL_PRICE && col[0] == '\0')
+			continue;
+		attnum = SPI_fnumber(desc, col);
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of protected table \"%s\" does not exist",
+							col, RelationGetRelationName(td->tg_relation)),
+					 errhint("Run trading_guard.protect_orders() again with the current column names.")));
+		typid = TupleDescAttr(desc, attnum - 1)->atttypid;
+		if ((i <= COL_SIDE && !is_text_type(typid)) ||
+			(i >= COL_QUANTITY && !is_numeric_type(typid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of protected table \"%s\" has type %s",
+							col, RelationGetRelationName(td->tg_relation),
+							format_type_be(typid)),
+					 errdetail("Symbol and side columns must be text or varchar, quantity and price columns numeric.")));
+		st->attnum[i] = attnum;
+	}
+	st->tgoid = tg->tgoid;
+	fcinfo->flinfo->fn_extra = st;
+	return st;
+}
+
+/* Column of the row that a rule is about, for the error's column field */
+static int
+rule_column(const ProtectState *st, TgRule rule)
+{
+	switch (rule)
+	{
+		case TG_RULE_SYMBOL:
+		case TG_RULE_QUOTE_ASSET:
+		case TG_RULE_UNKNOWN_SYMBOL:
+		case TG_RULE_STATUS:
+			return st->attnum[COL_SYMBOL];
+		case TG_RULE_SIDE:
+			return st->attnum[COL_SIDE];
+		case TG_RULE_QUANTITY:
+		case TG_RULE_MAX_QUANTITY:
+		case TG_RULE_LOT_SIZE_MIN:
+		case TG_RULE_LOT_SIZE_MAX:
+		case TG_RULE_LOT_SIZE_STEP:
+			return st->attnum[COL_QUANTITY];
+		case TG_RULE_PRICE:
+		case TG_RULE_PRICE_FILTER_MIN:
+		case TG_RULE_PRICE_FILTER_MAX:
+		case TG_RULE_PRICE_FILTER_TICK:
+			return st->attnum[COL_PRICE];
+		default:
+			return 0;			/* NOTIONAL: about two columns */
+	}
+}
+
+/* Check one row; raises the first violation. */
+static void
+tg_protect_row(const ProtectState *st, Relation rel, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	TgOrder		o;
+	Datum		d;
+	bool		isnull;
+	List	   *violations;
+	TgViolation *v;
+
+	memset(&o, 0, sizeof(o));
+
+	d = heap_getattr(tuple, st->attnum[COL_SYMBOL], desc, &isnull);
+	if (!isnull)
+	{
+		o.symbol_size = toast_raw_datum_size(d) - VARHDRSZ;
+		o.symbol = "";
+		if (o.symbol_size <= TG_SYMBOL_MAX_LEN)
+		{
+			text	   *t = DatumGetTextPP(d);
+
+			o.symbol = VARDATA_ANY(t);
+			o.symbol_size = VARSIZE_ANY_EXHDR(t);
+		}
+	}
+
+	d = heap_getattr(tuple, st->attnum[COL_SIDE], desc, &isnull);
+	if (!isnull)
+	{
+		o.side = "";
+		if (toast_raw_datum_size(d) - VARHDRSZ <= 4)
+		{
+			text	   *t = DatumGetTextPP(d);
+
+			o.side = VARDATA_ANY(t);
+			o.side_len = VARSIZE_ANY_EXHDR(t);
+		}
+	}
+
+	d = heap_getattr(tuple, st->attnum[COL_QUANTITY], desc, &isnull);
+	if (!isnull)
+		o.quantity = DatumGetNumeric(d);
+
+	if (st->attnum[COL_PRICE] > 0)
+	{
+		d = heap_getattr(tuple, st->attnum[COL_PRICE], desc, &isnull);
+		if (!isnull)
+			o.price = DatumGetNumeric(d);
+	}
+
+	violations = tg_check_order(&o, false);
+	if (violations == NIL)
+	{
+		tg_order_stats_count_accepted();
+		return;
+	}
+	v = linitial(violations);
+	tg_order_stats_count_rejected(v->rule);
+	tg_raise_violation(v, rel, rule_column(st, v->rule));
+}
+
+/*
+ * SQL: protect_orders_trigger() returns trigger
+ *
+ * BEFORE INSERT OR UPDATE ... FOR EACH ROW; created by protect_orders().
+ */
+PG_FUNCTION_INFO_V1(tg_protect_orders_trigger);
+Datum
+tg_protect_orders_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("protect_orders_trigger: not called by trigger manager")));
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("protect_orders_trigger: must be fired BEFORE ... FOR EACH ROW")));
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		tuple = td->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		tuple = td->tg_newtuple;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("protect_orders_trigger: must be fired for INSERT or UPDATE")));
+
+	tg_protect_row(protect_state(fcinfo, td), td->tg_relation, tuple);
+	return PointerGetDatum(tuple);
+}

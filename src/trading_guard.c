@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * trading_guard.c
+ *	  Module entry point: _PG_init calls each part's init function.
+ *
+ * The library works loaded on demand (order validation) and preloaded
+ * through shared_preload_libraries (also everything that needs shared
+ * memory or hooks in the postmaster).  Each part's init function defines
+ * its GUCs and, when preloading, registers its shared memory and hooks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "order_stats.h"
+#include "shmem.h"
+#include "validate.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	if (process_shared_preload_libraries_in_progress)
+		tg_shmem_init();
+
+	tg_validate_init();
+	tg_order_stats_init();
+
+	MarkGUCPrefixReserved("trading_guard");
+}

@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * trading_guard.h
+ *	  Things every part of trading_guard shares: the SQLSTATEs of its rules
+ *	  and the limits of what it accepts.
+ *
+ * Each rule a user can break has its own SQLSTATE in class "TG" so that an
+ * application can tell them apart without parsing messages.  README.md lists
+ * them all; keep the two in step.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TRADING_GUARD_H
+#define TRADING_GUARD_H
+
+/* order validation (src/validate.c, src/orders.c) */
+#define ERRCODE_TG_INVALID_SYMBOL		MAKE_SQLSTATE('T','G','0','0','1')
+#define ERRCODE_TG_UNKNOWN_QUOTE_ASSET	MAKE_SQLSTATE('T','G','0','0','2')
+#define ERRCODE_TG_UNKNOWN_SYMBOL		MAKE_SQLSTATE('T','G','0','0','3')
+#define ERRCODE_TG_SYMBOL_NOT_TRADING	MAKE_SQLSTATE('T','G','0','0','4')
+#define ERRCODE_TG_INVALID_SIDE			MAKE_SQLSTATE('T','G','0','0','5')
+#define ERRCODE_TG_INVALID_QUANTITY		MAKE_SQLSTATE('T','G','0','0','6')
+#define ERRCODE_TG_INVALID_PRICE		MAKE_SQLSTATE('T','G','0','0','7')
+#define ERRCODE_TG_QUANTITY_ABOVE_LIMIT	MAKE_SQLSTATE('T','G','0','0','8')
+#define ERRCODE_TG_LOT_SIZE_MIN			MAKE_SQLSTATE('T','G','0','1','1')
+#define ERRCODE_TG_LOT_SIZE_MAX			MAKE_SQLSTATE('T','G','0','1','2')
+#define ERRCODE_TG_LOT_SIZE_STEP		MAKE_SQLSTATE('T','G','0','1','3')
+#define ERRCODE_TG_PRICE_FILTER_MIN		MAKE_SQLSTATE('T','G','0','2','1')
+#define ERRCODE_TG_PRICE_FILTER_MAX		MAKE_SQLSTATE('T','G','0','2','2')
+#define ERRCODE_TG_PRICE_FILTER_TICK	MAKE_SQLSTATE('T','G','0','2','3')
+#define ERRCODE_TG_NOTIONAL_MIN			MAKE_SQLSTATE('T','G','0','3','1')
+#define ERRCODE_TG_NOTIONAL_MAX			MAKE_SQLSTATE('T','G','0','3','2')
+#define ERRCODE_TG_ROUNDS_TO_ZERO		MAKE_SQLSTATE('T','G','0','4','1')
+/* TG051 (invalid exchange info) is raised by load_exchange_info() in SQL */
+
+/*
+ * Symbols: a base asset of 2 to 10 characters followed by a quote asset of
+ * 2 to 10 characters, all A-Z or 0-9.
+ */
+#define TG_BASE_MIN_LEN		2
+#define TG_BASE_MAX_LEN		10
+#define TG_QUOTE_MIN_LEN	2
+#define TG_QUOTE_MAX_LEN	10
+#define TG_SYMBOL_MAX_LEN	(TG_BASE_MAX_LEN + TG_QUOTE_MAX_LEN)
+
+/*
+ * Quantities and prices: anything with more integer digits or more decimal
+ * places than this is refused from its header alone, before any arithmetic.
+ */
+#define TG_NUMERIC_MAX_INT_DIGITS	20
+#define TG_NUMERIC_MAX_SCALE		20
+
+#endif							/* TRADING_GUARD_H */
