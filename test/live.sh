@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# test/live.sh — set up a throwaway demo cluster with trading_guard, live.
+#
+#   test/live.sh          install what is missing, build, install, then (re)create
+#                         and start the demo cluster in live/ and run a short demo
+#   test/live.sh stop     stop the demo cluster (its files stay for inspection;
+#                         the next start wipes them)
+#
+# Works on a fresh Debian 12 machine as root or as a normal user with sudo.
+# Under root the server runs as the "postgres" system user (test/lib.sh).
+#
+# THIS IS A THROWAWAY DEMO, NOT A PRODUCTION SETUP: it listens on localhost
+# only, refuses every non-TLS TCP connection in pg_hba.conf, but trusts every
+# local user (no passwords), and its certificate is self-signed, generated at
+# each start and never kept in the repository.
+
+set -euo pipefail
+
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BINDIR=$("$PG_CONFIG" --bindir)
+RUNNER=$(tg_runner)
+# Where the cluster lives when the runner cannot reach the checkout (root's
+# checkout under /root while the server runs as "postgres").
+FALLBACK_LIVE=/tmp/trading_guard-live
+
+# Print the cluster folder: live/ in the checkout when the runner can reach it.
+choose_live_dir() {
+	if tg_as_runner test -x "$TG_REPO" -a -r "$TG_REPO"; then
+		echo "$TG_REPO/live"
+	else
+		echo "$FALLBACK_LIVE"
+	fi
+}
+
+# Stop the demo server in folder $1, if one runs there.
+stop_cluster() {
+	local live=$1
+	[ -f "$live/data/postmaster.pid" ] || return 0
+	tg_log "stopping the demo server in $live"
+	(cd / && tg_as_runner "$BINDIR/pg_ctl" -D "$live/data" -m fast -w stop >&2) ||
+		(cd / && tg_as_runner "$BINDIR/pg_ctl" -D "$live/data" -m immediate -w stop >&2) ||
+		true
+	# A stale pid file of a server that is long gone is no reason to fail.
+	if [ -f "$live/data/postmaster.pid" ] &&
+		kill -0 "$(head -n1 "$live/data/postmaster.pid")" 2>/dev/null; then
+		tg_die "the server in $live/data is still running"
+	fi
+}
+
+if [ "${1:-start}" = stop ]; then
+	found=0
+	for live in "$TG_REPO/live" "$FALLBACK_LIVE"; do
+		[ -f "$live/data/postmaster.pid" ] || continue
+		stop_cluster "$live"
+		found=1
+		echo "stopped the demo server in $live/data"
+	done
+	[ "$found" -eq 1 ] || echo "no demo server is running"
+	exit 0
+elif [ "${1:-start}" != start ]; then
+	echo "usage: $0 [start|stop]" >&2
+	exit 2
+fi
+
+tg_ensure_packages $TG_PACKAGES
+tg_build_install
+
+# Wipe the previous demo, wherever it was.
+for live in "$TG_REPO/live" "$FALLBACK_LIVE"; do
+	stop_cluster "$live"
+	case $live in
+	*/live | "$FALLBACK_LIVE") rm -rf "$live" ;;
+	esac
+done
+
+LIVE=$(choose_live_dir)
+[ "$LIVE" = "$TG_REPO/live" ] ||
+	tg_log "user $RUNNER cannot reach $TG_REPO: the demo cluster goes to $LIVE instead"
+mkdir -m 0755 "$LIVE"
+[ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$LIVE"
+cd "$LIVE"
+
+DATA=$LIVE/data
+LOGFILE=$LIVE/server.log
+PORT=$(tg_free_port 55432)
+# A Unix socket path must stay under 108 bytes.
+SOCKDIR=$LIVE/sock
+if [ $(( ${#SOCKDIR} + ${#PORT} + 10 )) -gt 100 ]; then
+	SOCKDIR=$(tg_runner_dir tg_live_sock)
+	tg_log "the cluster path is too long for a Unix socket: socket in $SOCKDIR"
+else
+	tg_as_runner mkdir -m 0700 "$SOCKDIR"
+fi
+
+tg_log "initdb in $DATA (as $RUNNER)"
+tg_as_runner "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C.UTF-8 \
+	--no-instructions >"$LIVE/initdb.log" 2>&1 ||
+	{ cat "$LIVE/initdb.log" >&2; tg_die "initdb failed"; }
+
+tg_log "generating a self-signed TLS certificate for localhost"
+tg_make_server_cert "$DATA"
+[ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$DATA/server.crt" "$DATA/server.key"
+
+tg_as_runner tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
+
+# ---- trading_guard live demo (test/live.sh) ----
+listen_addresses = 'localhost'
+port = $PORT
+unix_socket_directories = '$SOCKDIR'
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+shared_preload_libraries = 'trading_guard'
+EOF
+
+# Throwaway demo: trust, but TCP only with TLS, and nothing from elsewhere.
+tg_as_runner tee "$DATA/pg_hba.conf" >/dev/null <<'EOF'
+# trading_guard live demo (test/live.sh) -- a throwaway cluster, not a model:
+# local users are trusted without a password; TCP needs TLS and localhost.
+# TYPE    DATABASE  USER  ADDRESS       METHOD
+local     all       all                 trust
+hostssl   all       all   127.0.0.1/32  trust
+hostssl   all       all   ::1/128       trust
+host      all       all   0.0.0.0/0     reject
+host      all       all   ::/0          reject
+EOF
+
+tg_log "starting the server on port $PORT (log: $LOGFILE)"
+tg_as_runner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 start >&2 ||
+	{ tail -n 30 "$LOGFILE" >&2; tg_die "the server did not start"; }
+
+tg_as_runner "$BINDIR/createdb" -h "$SOCKDIR" -p "$PORT" demo
+
+# The demo runs over TCP with TLS, the certificate checked against itself.
+CONNINFO="host=localhost port=$PORT dbname=demo sslmode=verify-full sslrootcert=$DATA/server.crt"
+
+# Each rejected order is its own statement; print its SQLSTATE, and flag it
+# loudly should it be accepted.
+reject() {
+	printf '\\echo\n\\echo %s\n%s\n' "'-- $1'" "$2"
+	printf '%s\n' '\if :ERROR' \
+		'\echo '"'   -> rejected, SQLSTATE'"' :LAST_ERROR_SQLSTATE' \
+		'\else' \
+		'\echo '"'   -> UNEXPECTED: this order was accepted'"'' \
+		'\endif'
+}
+
+demo_sql() {
+	cat <<'SQL'
+\set ON_ERROR_STOP on
+\pset footer off
+\echo '== TLS of this session'
+SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid();
+
+\echo '== CREATE EXTENSION trading_guard'
+CREATE EXTENSION trading_guard;
+
+\echo '== import test/exchange_info.json (Binance spot exchangeInfo format)'
+SELECT * FROM trading_guard.load_exchange_info(:'info'::jsonb);
+SELECT * FROM trading_guard.symbols ORDER BY 1;
+
+\echo '== a protected order table'
+CREATE TABLE public.orders (
+    id          bigserial PRIMARY KEY,
+    symbol      text NOT NULL,
+    side        text NOT NULL,
+    quantity    numeric NOT NULL,
+    price       numeric,
+    created_at  timestamptz DEFAULT now()
+);
+SELECT trading_guard.protect_orders('public.orders');
+
+\echo '== valid orders are accepted'
+INSERT INTO public.orders (symbol, side, quantity, price) VALUES
+    ('BTCUSDT', 'BUY',  0.00100, 65000.00),
+    ('ETHUSDT', 'SELL', 0.5000,  3200.50),
+    ('SOLUSDT', 'BUY',  1.500,   150.25),
+    ('BTCUSDT', 'SELL', 0.00020, NULL)      -- a market order: no price
+RETURNING id, symbol, side, quantity, price;
+
+\echo
+\echo '== invalid orders are rejected (one statement each)'
+\set ON_ERROR_STOP off
+\set SHOW_CONTEXT never
+SQL
+	reject "unknown symbol" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('DOGEUSDT', 'BUY', 100, 0.1);"
+	reject "malformed symbol (lower case)" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('btcusdt', 'BUY', 0.001, 65000);"
+	reject "symbol not trading (LUNAUSDT is in BREAK)" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('LUNAUSDT', 'BUY', 100, 0.5);"
+	reject "invalid side" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'HOLD', 0.001, 65000);"
+	reject "quantity below LOT_SIZE minQty" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.000001, 65000);"
+	reject "quantity off the LOT_SIZE step" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.000015, 650000);"
+	reject "price off the PRICE_FILTER tick" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.001, 65000.005);"
+	reject "notional below NOTIONAL minNotional (0.0001 x 30000 = 3 USDT)" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.0001, 30000);"
+	reject "notional below the old-style MIN_NOTIONAL (SOLUSDT)" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('SOLUSDT', 'BUY', 0.01, 150);"
+	reject "NaN quantity" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('ETHUSDT', 'BUY', 'NaN', 3200);"
+	reject "negative quantity" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('ETHUSDT', 'SELL', -1, 3200);"
+	reject "an UPDATE is checked too" \
+		"UPDATE public.orders SET price = 65000.001 WHERE symbol = 'BTCUSDT' AND price IS NOT NULL;"
+	cat <<'SQL'
+
+\set ON_ERROR_STOP on
+\echo
+\echo '== every violation at once, for a UI: order_violations(''BTCUSDT'', ''BUY'', 0.000001, 1.5)'
+SELECT * FROM trading_guard.order_violations('BTCUSDT', 'BUY', 0.000001, 1.5);
+
+\echo '== rounding to the LOT_SIZE step (truncates) and the PRICE_FILTER tick (rounds)'
+SELECT trading_guard.round_quantity('BTCUSDT', 0.123456789) AS round_quantity,
+       trading_guard.round_price('BTCUSDT', 65000.005)      AS round_price;
+
+\echo '== the table holds only the valid orders'
+SELECT id, symbol, side, quantity, price FROM public.orders ORDER BY id;
+SQL
+}
+
+tg_log "running the demo"
+INFO=$(cat "$TG_REPO/test/exchange_info.json")
+DEMO_OUT=$LIVE/demo.out
+rc=0
+# Line-buffered so that results and error messages keep their order.
+demo_sql | tg_as_runner stdbuf -oL -eL "$BINDIR/psql" -X -v info="$INFO" "$CONNINFO" -f - \
+	2>&1 | tg_as_runner tee "$DEMO_OUT" || rc=$?
+
+if [ "$(id -u)" -eq 0 ]; then
+	AS_RUNNER="runuser -u $RUNNER -- "
+	command -v sudo >/dev/null && AS_RUNNER="sudo -u $RUNNER "
+else
+	AS_RUNNER=""
+fi
+cat <<EOF
+
+==============================================================================
+trading_guard demo cluster is running (PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}'), port $PORT)
+  data directory  $DATA
+  server log      $LOGFILE
+  demo output     $DEMO_OUT
+
+Connect over TLS (certificate checked):
+  ${AS_RUNNER}$BINDIR/psql "$CONNINFO"
+or over the Unix socket:
+  ${AS_RUNNER}$BINDIR/psql -h $SOCKDIR -p $PORT demo
+
+Stop it:
+  $TG_REPO/test/live.sh stop
+(or ${AS_RUNNER}$BINDIR/pg_ctl -D $DATA stop)
+==============================================================================
+EOF
+
+if [ "$rc" -ne 0 ]; then
+	tg_die "the demo script failed (psql exit status $rc); see above"
+fi
+if grep -q 'UNEXPECTED' "$DEMO_OUT"; then
+	tg_die "an invalid order was accepted; see above"
+fi
