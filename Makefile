@@ -37,14 +37,12 @@ REGRESS = \
 	registry \
 	check_order \
 	protect_orders
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
-	--dbname=contrib_regression
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 # isolation specs: test/isolation/specs/*.spec
 ISOLATION = registry_cache
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
-	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
-	--dbname=isolation_regression
+	--temp-instance=tmp_check_iso --temp-config=test/regress.conf
 
 # TAP: test/t/*.pl
 TAP_TESTS = 1

@@ -139,12 +139,13 @@ AS $$
 DECLARE
     v text;
 BEGIN
+    IF NOT filter ? field THEN
+        RAISE EXCEPTION 'invalid exchange info: % has no %', context, field
+            USING ERRCODE = 'TG051';
+    END IF;
     CASE jsonb_typeof(filter -> field)
         WHEN 'string' THEN v := filter ->> field;
         WHEN 'number' THEN v := (filter -> field)::text;
-        WHEN NULL THEN
-            RAISE EXCEPTION 'invalid exchange info: % has no %', context, field
-                USING ERRCODE = 'TG051';
         ELSE
             RAISE EXCEPTION 'invalid exchange info: %.% is not a number', context, field
                 USING ERRCODE = 'TG051';
@@ -410,6 +411,11 @@ BEGIN
                 USING ERRCODE = '42804';
         END IF;
     END LOOP;
+
+    IF (SELECT count(DISTINCT c) <> count(c) FROM unnest(cols) AS c) THEN
+        RAISE EXCEPTION 'symbol, side, quantity and price must be different columns'
+            USING ERRCODE = '42701';
+    END IF;
 
     IF EXISTS (SELECT 1 FROM pg_trigger
                 WHERE tgrelid = tbl AND tgname = 'trading_guard_protect_orders') THEN

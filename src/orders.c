@@ -87,7 +87,7 @@ symbol_violation(const TgOrder *o)
 	int			bad_pos = 0;
 	TgSymbolProblem problem;
 
-	if (o->symbol != NULL && o->symbol_size > TG_SYMBOL_MAX_LEN)
+	if (o->symbol != NULL && o->symbol_size > TG_SYMBOL_INSPECT_MAX)
 		problem = TG_SYM_TOO_LONG;
 	else
 		problem = tg_symbol_problem(o->symbol, o->symbol_size, &bad_pos);
@@ -321,7 +321,7 @@ symbol_from_arg(FunctionCallInfo fcinfo, int argno, TgOrder *o)
 		return;
 	d = PG_GETARG_DATUM(argno);
 	o->symbol_size = toast_raw_datum_size(d) - VARHDRSZ;
-	if (o->symbol_size <= TG_SYMBOL_MAX_LEN)
+	if (o->symbol_size <= TG_SYMBOL_INSPECT_MAX)
 	{
 		text	   *t = DatumGetTextPP(d);
 

@@ -160,7 +160,7 @@ tg_protect_row(const ProtectState *st, Relation rel, HeapTuple tuple)
 	{
 		o.symbol_size = toast_raw_datum_size(d) - VARHDRSZ;
 		o.symbol = "";
-		if (o.symbol_size <= TG_SYMBOL_MAX_LEN)
+		if (o.symbol_size <= TG_SYMBOL_INSPECT_MAX)
 		{
 			text	   *t = DatumGetTextPP(d);
 

@@ -44,6 +44,13 @@
 #define TG_SYMBOL_MAX_LEN	(TG_BASE_MAX_LEN + TG_QUOTE_MAX_LEN)
 
 /*
+ * A symbol value up to this size is read to say what is wrong with it (a
+ * bad character, say); a longer one is refused as too long from its size
+ * alone, without being detoasted.
+ */
+#define TG_SYMBOL_INSPECT_MAX	256
+
+/*
  * Quantities and prices: anything with more integer digits or more decimal
  * places than this is refused from its header alone, before any arithmetic.
  */

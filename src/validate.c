@@ -183,7 +183,8 @@ tg_max_quantity_value(void)
 /*
  * What is wrong with a symbol, or TG_SYM_OK.  For TG_SYM_BAD_CHAR, *bad_pos
  * gets the 1-based byte position of the first offending byte.  sym may be
- * NULL (a SQL NULL).
+ * NULL (a SQL NULL).  Callers refuse values longer than TG_SYMBOL_INSPECT_MAX
+ * as too long without detoasting them, so len is small.
  */
 TgSymbolProblem
 tg_symbol_problem(const char *sym, int len, int *bad_pos)
@@ -194,8 +195,7 @@ tg_symbol_problem(const char *sym, int len, int *bad_pos)
 		return TG_SYM_NULL;
 	if (len == 0)
 		return TG_SYM_EMPTY;
-	if (len > TG_SYMBOL_MAX_LEN)
-		return TG_SYM_TOO_LONG;
+	/* a bad character is the more useful complaint, so look for one first */
 	for (int i = 0; i < len; i++)
 	{
 		if (!is_symbol_byte(sym[i]))
@@ -205,6 +205,8 @@ tg_symbol_problem(const char *sym, int len, int *bad_pos)
 			return TG_SYM_BAD_CHAR;
 		}
 	}
+	if (len > TG_SYMBOL_MAX_LEN)
+		return TG_SYM_TOO_LONG;
 
 	for (int q = 0; q < quote_assets->count; q++)
 	{
@@ -223,9 +225,8 @@ tg_symbol_problem(const char *sym, int len, int *bad_pos)
 /*
  * SQL: is_valid_symbol(text) returns boolean
  *
- * The length is read from the toast header, so a 200 kB value is refused
- * without being detoasted; only the first TG_SYMBOL_MAX_LEN + 1 bytes are
- * ever fetched.
+ * The length is read from the toast header, so a value longer than any
+ * symbol (a 200 kB one, say) is refused without being detoasted.
  */
 PG_FUNCTION_INFO_V1(tg_is_valid_symbol);
 Datum
