@@ -274,7 +274,10 @@ BEGIN
         parsed := parsed || r;
     END LOOP;
 
-    -- 2. upsert, reporting what changed (unchanged symbols are not reported)
+    -- 2. upsert, reporting what changed (unchanged symbols are not reported).
+    -- Concurrent loads queue here (the lock conflicts with itself, not with
+    -- readers); each statement below then sees what the previous load wrote.
+    LOCK TABLE trading_guard.symbols IN SHARE ROW EXCLUSIVE MODE;
     FOREACH r IN ARRAY parsed LOOP
         SELECT * INTO prev FROM trading_guard.symbols AS t
          WHERE t.symbol = r.symbol FOR UPDATE;
