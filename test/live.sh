@@ -231,7 +231,7 @@ INFO=$(cat "$TG_REPO/test/exchange_info.json")
 DEMO_OUT=$LIVE/demo.out
 rc=0
 # Line-buffered so that results and error messages keep their order.
-demo_sql | tg_as_runner stdbuf -oL -eL "$BINDIR/psql" -X -v info="$INFO" "$CONNINFO" -f - \
+demo_sql | tg_as_runner stdbuf -oL -eL "$BINDIR/psql" -X -v info="$INFO" "$CONNINFO" \
 	2>&1 | tg_as_runner tee "$DEMO_OUT" || rc=$?
 
 if [ "$(id -u)" -eq 0 ]; then

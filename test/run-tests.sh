@@ -17,7 +17,9 @@
 # counted per pg_regress / isolation test and per TAP assertion.  The exit
 # status is non-zero when anything failed or a suite ran no test at all.
 #
-# Environment: TG_SUITE_TIMEOUT (seconds per suite, default 420).
+# Environment: TG_SUITE_TIMEOUT (seconds per suite, default 420);
+# TG_SUITES (default "regress isolation tap") to run only some suites while
+# developing -- CI always runs all three.
 
 set -euo pipefail
 
@@ -25,6 +27,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TG_SUITE_TIMEOUT=${TG_SUITE_TIMEOUT:-420}
+TG_SUITES=${TG_SUITES:-regress isolation tap}
+want() { [[ " $TG_SUITES " == *" $1 "* ]]; }
 
 # perl: prove and Test::More (perl core); the rest comes from $TG_PACKAGES.
 tg_ensure_packages $TG_PACKAGES perl
@@ -219,9 +223,11 @@ run_tap_suite() {
 	record "$name" "$pass" "$fail"
 }
 
-run_regress_suite regress "$PG_REGRESS" . "$REGRESS_OPTS" "$REGRESS"
-run_regress_suite isolation "$PG_ISOLATION_REGRESS" output_iso "$ISOLATION_OPTS" "$ISOLATION"
-run_tap_suite
+want regress && run_regress_suite regress "$PG_REGRESS" . "$REGRESS_OPTS" "$REGRESS"
+want isolation &&
+	run_regress_suite isolation "$PG_ISOLATION_REGRESS" output_iso "$ISOLATION_OPTS" "$ISOLATION"
+want tap && run_tap_suite
+[ ${#SUMMARY[@]} -gt 0 ] || tg_die "TG_SUITES=\"$TG_SUITES\" names no suite"
 
 # The copy is the runner's; the outputs we keep are in test/out.
 rm -rf "$WORK"

@@ -15,20 +15,32 @@ my $node = PostgreSQL::Test::Cluster->new('preload');
 $node->init;
 $node->start;
 
-# Run SQL in a new session; return (exit code, stdout, stderr).  Errors do not
-# stop the script, and error lines carry their SQLSTATE ("ERROR:  55000: ...").
+# Run SQL in a new session; return (exit code, stdout, stderr).  The script
+# stops at the first error (exit code 3) unless $keep_going; message lines
+# carry their SQLSTATE ("ERROR:  55000: ...").
 sub run_sql
 {
-	my ($sql) = @_;
+	my ($sql, $keep_going) = @_;
 	my ($out, $err);
 	my $ret = $node->psql(
 		'postgres', $sql,
 		stdout => \$out,
 		stderr => \$err,
-		on_error_stop => 0,
+		on_error_stop => $keep_going ? 0 : 1,
 		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 	return ($ret, $out, $err);
 }
+
+# The start of a psql message line of the given level: psql prefixes it with
+# "psql:<stdin>:N: " as the SQL comes from standard input.
+sub msg
+{
+	my ($level) = @_;
+	return qr/^(?:psql:\S+: )?\Q$level\E:  /m;
+}
+my $WARNING = msg('WARNING');
+my $ERROR = msg('ERROR');
+my $DETAIL = msg('DETAIL');
 
 # ---------------------------------------------------------------------------
 # Without shared_preload_libraries
@@ -36,9 +48,9 @@ sub run_sql
 
 my ($ret, $out, $err) = run_sql('CREATE EXTENSION trading_guard');
 is($ret, 0, 'CREATE EXTENSION works without shared_preload_libraries');
-my @warnings = ($err =~ /^WARNING:/mg);
+my @warnings = ($err =~ /${WARNING}/g);
 is(scalar @warnings, 1, 'CREATE EXTENSION warns exactly once') or diag($err);
-like($err, qr/^WARNING:.*shared_preload_libraries/ms,
+like($err, qr/${WARNING}.*shared_preload_libraries/,
 	'the warning names shared_preload_libraries');
 
 is($node->safe_psql('postgres', "SELECT trading_guard.is_valid_symbol('BTCUSDT')"),
@@ -48,7 +60,7 @@ is($node->safe_psql('postgres', "SELECT trading_guard.is_valid_symbol('btcusdt')
 
 ($ret, $out, $err) = run_sql('SELECT * FROM trading_guard.validation_stats');
 isnt($ret, 0, 'validation_stats fails without preloading');
-like($err, qr/^ERROR:  55000: /m, 'with SQLSTATE 55000 (object_not_in_prerequisite_state)');
+like($err, qr/${ERROR}55000: /, 'with SQLSTATE 55000 (object_not_in_prerequisite_state)');
 like($err, qr/shared_preload_libraries/, 'and says to set shared_preload_libraries');
 
 # ---------------------------------------------------------------------------
@@ -97,13 +109,13 @@ SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.001, 65000);
 SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.000001, 65000);
 SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.001, 65000.005);
 SELECT trading_guard.check_order('NOPEUSDT', 'BUY', 1, 1);
-});
-my @errors = ($err =~ /^ERROR:/mg);
+}, 1);
+my @errors = ($err =~ /${ERROR}/g);
 is(scalar @errors, 3, 'the three invalid orders are rejected') or diag($err);
-like($err, qr/^ERROR:  TG011: /m, 'quantity below minQty: TG011');
-like($err, qr/^DETAIL:  .*LOT_SIZE/m, 'its detail names the LOT_SIZE filter');
-like($err, qr/^ERROR:  TG023: /m, 'price off the tick: TG023');
-like($err, qr/^ERROR:  TG003: /m, 'unknown symbol: TG003');
+like($err, qr/${ERROR}TG011: /, 'quantity below minQty: TG011');
+like($err, qr/${DETAIL}.*LOT_SIZE/, 'its detail names the LOT_SIZE filter');
+like($err, qr/${ERROR}TG023: /, 'price off the tick: TG023');
+like($err, qr/${ERROR}TG003: /, 'unknown symbol: TG003');
 
 # Shared memory: a third session sees what the second one counted.
 my $after = counters();
@@ -130,10 +142,10 @@ is($node->safe_psql('postgres', "SELECT trading_guard.is_valid_symbol('ETHUSDC')
 my $log_offset = -s $node->logfile;
 $node->append_conf('postgresql.conf', "trading_guard.quote_assets = 'usdt'");
 $node->reload;
-$node->wait_for_log(
-	qr/invalid value for parameter "trading_guard\.quote_assets": "usdt"/,
-	$log_offset);
-ok(1, 'the server log rejects quote_assets = usdt');
+ok( $node->wait_for_log(
+		qr/invalid value for parameter "trading_guard\.quote_assets": "usdt"/,
+		$log_offset),
+	'the server log rejects quote_assets = usdt');
 like(slurp_file($node->logfile, $log_offset),
 	qr/upper-case/, 'and the log says why');
 # The reload is over once the postmaster has logged about the file; a new
