@@ -23,7 +23,13 @@ BINDIR=$("$PG_CONFIG" --bindir)
 RUNNER=$(tg_runner)
 # Where the cluster lives when the runner cannot reach the checkout (root's
 # checkout under /root while the server runs as "postgres").
-FALLBACK_LIVE=/tmp/trading_guard-live
+FALLBACK_LIVE=/tmp/trading_guard-live-$RUNNER
+
+# True when folder $1 is a demo folder of ours (the runner owns it); other
+# users' demos are left alone.
+ours() {
+	[ -d "$1" ] && [ "$(stat -c %U "$1")" = "$RUNNER" ]
+}
 
 # Print the cluster folder: live/ in the checkout when the runner can reach it.
 choose_live_dir() {
@@ -52,7 +58,7 @@ stop_cluster() {
 if [ "${1:-start}" = stop ]; then
 	found=0
 	for live in "$TG_REPO/live" "$FALLBACK_LIVE"; do
-		[ -f "$live/data/postmaster.pid" ] || continue
+		ours "$live" && [ -f "$live/data/postmaster.pid" ] || continue
 		stop_cluster "$live"
 		found=1
 		echo "stopped the demo server in $live/data"
@@ -69,11 +75,11 @@ tg_build_install
 
 # Wipe the previous demo, wherever it was.
 for live in "$TG_REPO/live" "$FALLBACK_LIVE"; do
+	ours "$live" || continue
 	stop_cluster "$live"
-	case $live in
-	*/live | "$FALLBACK_LIVE") rm -rf "$live" ;;
-	esac
+	rm -rf "$live"
 done
+[ ! -e "$TG_REPO/live" ] || tg_die "$TG_REPO/live exists and is not $RUNNER's: remove it"
 
 LIVE=$(choose_live_dir)
 [ "$LIVE" = "$TG_REPO/live" ] ||
@@ -96,7 +102,7 @@ fi
 
 tg_log "initdb in $DATA (as $RUNNER)"
 tg_as_runner "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C.UTF-8 \
-	--no-instructions >"$LIVE/initdb.log" 2>&1 ||
+	--no-instructions 2>&1 | tg_as_runner tee "$LIVE/initdb.log" >/dev/null ||
 	{ cat "$LIVE/initdb.log" >&2; tg_die "initdb failed"; }
 
 tg_log "generating a self-signed TLS certificate for localhost"
