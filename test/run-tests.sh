@@ -93,7 +93,7 @@ run_in_work() {
 	RC=0
 	(cd "$WORK" && tg_as_runner timeout --kill-after=30 "$TG_SUITE_TIMEOUT" "$@") 2>&1 |
 		tee "$log" || RC=${PIPESTATUS[0]}
-	[ "$RC" -ne 124 ] || tg_log "timed out after ${TG_SUITE_TIMEOUT}s: $1"
+	[ "$RC" -ne 124 ] || tg_log "timed out after ${TG_SUITE_TIMEOUT}s (TG_SUITE_TIMEOUT): $(basename "$log")"
 	return 0
 }
 
@@ -106,6 +106,10 @@ stop_leftover_servers() {
 			-m immediate -w stop >/dev/null 2>&1) || true
 	done < <(find "$WORK" -name postmaster.pid 2>/dev/null)
 }
+
+# However the script ends, leave no server running and no copy behind (the
+# outputs worth keeping are in test/out).
+trap 'stop_leftover_servers 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # Count pg_regress / pg_isolation_regress results in log $1 (PG 15 format
 # "test name ... ok", and the TAP-like "ok N - name" of PG 16 and later).
@@ -228,9 +232,6 @@ want isolation &&
 	run_regress_suite isolation "$PG_ISOLATION_REGRESS" output_iso "$ISOLATION_OPTS" "$ISOLATION"
 want tap && run_tap_suite
 [ ${#SUMMARY[@]} -gt 0 ] || tg_die "TG_SUITES=\"$TG_SUITES\" names no suite"
-
-# The copy is the runner's; the outputs we keep are in test/out.
-rm -rf "$WORK"
 
 echo
 echo "Summary (outputs in test/out/):"
