@@ -76,6 +76,13 @@ is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'),
 ($ret, $out, $err) = run_sql('SELECT * FROM trading_guard.validation_stats');
 is($ret, 0, 'validation_stats works once preloaded') or diag($err);
 
+# Preloaded, CREATE EXTENSION has nothing to warn about.
+$node->safe_psql('postgres', 'CREATE DATABASE preloaded');
+my ($out2, $err2);
+$node->psql('preloaded', 'CREATE EXTENSION trading_guard',
+	stdout => \$out2, stderr => \$err2, on_error_stop => 1);
+is($err2, '', 'CREATE EXTENSION does not warn when preloaded');
+
 # A tiny registry in the exchange-info format.
 $node->safe_psql('postgres', q{
 SELECT * FROM trading_guard.load_exchange_info('{
