@@ -58,7 +58,9 @@ stop_cluster() {
 if [ "${1:-start}" = stop ]; then
 	found=0
 	for live in "$TG_REPO/live" "$FALLBACK_LIVE"; do
-		ours "$live" && [ -f "$live/data/postmaster.pid" ] || continue
+		if ! ours "$live" || [ ! -f "$live/data/postmaster.pid" ]; then
+			continue
+		fi
 		stop_cluster "$live"
 		found=1
 		echo "stopped the demo server in $live/data"
@@ -70,6 +72,7 @@ elif [ "${1:-start}" != start ]; then
 	exit 2
 fi
 
+# shellcheck disable=SC2086 # a word list
 tg_ensure_packages $TG_PACKAGES
 tg_build_install
 

@@ -31,6 +31,7 @@ TG_SUITES=${TG_SUITES:-regress isolation tap}
 want() { [[ " $TG_SUITES " == *" $1 "* ]]; }
 
 # perl: prove and Test::More (perl core); the rest comes from $TG_PACKAGES.
+# shellcheck disable=SC2086 # a word list
 tg_ensure_packages $TG_PACKAGES perl
 tg_build_install
 
@@ -211,11 +212,11 @@ run_tap_suite() {
 			echo "---- $f: failed; tail of its logs ----"
 			tail -n 40 "$log"
 			local rlog
-			for rlog in "$WORK"/tmp_check/log/regress_log_"$(basename "$f" .pl)"; do
-				[ -f "$rlog" ] || continue
+			rlog=$WORK/tmp_check/log/regress_log_$(basename "$f" .pl)
+			if [ -f "$rlog" ]; then
 				echo "---- $(basename "$rlog") (last 80 lines) ----"
 				tail -n 80 "$rlog"
-			done
+			fi
 			echo "---- end of $f ----"
 		fi
 	done
