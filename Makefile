@@ -37,12 +37,14 @@ REGRESS = \
 	registry \
 	check_order \
 	protect_orders
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
+	--encoding=UTF8 --no-locale
 
 # isolation specs: test/isolation/specs/*.spec
 ISOLATION = registry_cache
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
-	--temp-instance=tmp_check_iso --temp-config=test/regress.conf
+	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+	--encoding=UTF8 --no-locale
 
 # TAP: test/t/*.pl
 TAP_TESTS = 1
