@@ -22,8 +22,8 @@ OBJS = \
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -Isrc
-PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
-	-Wno-sign-compare -Wno-cast-function-type
+# -Wextra minus unused parameters: fmgr and GUC hook signatures are fixed.
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
 endif

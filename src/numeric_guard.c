@@ -147,7 +147,7 @@ bool
 tg_num_is_zero(Numeric a)
 {
 	TgNumericHeader *h = (TgNumericHeader *) a;
-	int			header_size;
+	Size		header_size;
 
 	if ((h->n_header & TGN_SIGN_MASK) == TGN_SPECIAL)
 		return false;
