@@ -157,6 +157,77 @@ positive(Numeric n)
 }
 
 /*
+ * A filter with a minimum, a maximum and a grid min + k * step: LOT_SIZE for
+ * quantities, PRICE_FILTER for prices.  Field names are Binance's.
+ */
+typedef struct TgGridFilter
+{
+	const char *filter;
+	const char *value;			/* what is checked: "quantity" */
+	const char *min_field;
+	const char *max_field;
+	const char *step_field;
+	const char *step_noun;
+	const char *round_function;
+	TgRule		rule_min;
+	TgRule		rule_max;
+	TgRule		rule_step;
+} TgGridFilter;
+
+static const TgGridFilter lot_size = {
+	"LOT_SIZE", "quantity", "minQty", "maxQty", "stepSize", "step size",
+	"round_quantity", TG_RULE_LOT_SIZE_MIN, TG_RULE_LOT_SIZE_MAX, TG_RULE_LOT_SIZE_STEP
+};
+
+static const TgGridFilter price_filter = {
+	"PRICE_FILTER", "price", "minPrice", "maxPrice", "tickSize", "tick size",
+	"round_price", TG_RULE_PRICE_FILTER_MIN, TG_RULE_PRICE_FILTER_MAX, TG_RULE_PRICE_FILTER_TICK
+};
+
+/*
+ * Append what x breaks of a grid filter to result (stopping at the first
+ * unless all).  A zero min, max or step is a rule that is off.
+ */
+static List *
+check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
+		   Numeric step, const char *symbol, List *result, bool all)
+{
+	if (positive(min) && tg_num_cmp(x, min) < 0)
+	{
+		result = lappend(result,
+						 make_violation(f->rule_min,
+										psprintf("%s %s is below the minimum %s for %s",
+												 f->value, tg_num_out(x), tg_num_out(min), symbol),
+										psprintf("Filter %s: %s.", f->filter, f->min_field),
+										NULL));
+		if (!all)
+			return result;
+	}
+	if (positive(max) && tg_num_cmp(x, max) > 0)
+	{
+		result = lappend(result,
+						 make_violation(f->rule_max,
+										psprintf("%s %s is above the maximum %s for %s",
+												 f->value, tg_num_out(x), tg_num_out(max), symbol),
+										psprintf("Filter %s: %s.", f->filter, f->max_field),
+										NULL));
+		if (!all)
+			return result;
+	}
+	if (positive(step) && !tg_num_is_zero(tg_num_mod(tg_num_sub(x, min), step)))
+		result = lappend(result,
+						 make_violation(f->rule_step,
+										psprintf("%s %s is not a multiple of the %s %s for %s",
+												 f->value, tg_num_out(x), f->step_noun,
+												 tg_num_out(step), symbol),
+										psprintf("Filter %s: (%s - %s) must be a multiple of %s.",
+												 f->filter, f->value, f->min_field, f->step_field),
+										psprintf("Round it with trading_guard.%s().",
+												 f->round_function)));
+	return result;
+}
+
+/*
  * Check an order.  Returns the list of violations (TgViolation *), empty when
  * the order is valid; with all = false it stops at the first one.
  */
@@ -222,23 +293,10 @@ tg_check_order(const TgOrder *o, bool all)
 	}
 	if (qty_ok && r != NULL)
 	{
-		if (positive(r->min_qty) && tg_num_cmp(o->quantity, r->min_qty) < 0)
-			ADD(make_violation(TG_RULE_LOT_SIZE_MIN,
-							   psprintf("quantity %s is below the minimum %s for %s",
-										tg_num_out(o->quantity), tg_num_out(r->min_qty), r->symbol),
-							   pstrdup("Filter LOT_SIZE: minQty."), NULL));
-		if (positive(r->max_qty) && tg_num_cmp(o->quantity, r->max_qty) > 0)
-			ADD(make_violation(TG_RULE_LOT_SIZE_MAX,
-							   psprintf("quantity %s is above the maximum %s for %s",
-										tg_num_out(o->quantity), tg_num_out(r->max_qty), r->symbol),
-							   pstrdup("Filter LOT_SIZE: maxQty."), NULL));
-		if (positive(r->step_size) &&
-			!tg_num_is_zero(tg_num_mod(tg_num_sub(o->quantity, r->min_qty), r->step_size)))
-			ADD(make_violation(TG_RULE_LOT_SIZE_STEP,
-							   psprintf("quantity %s is not a multiple of the step size %s for %s",
-										tg_num_out(o->quantity), tg_num_out(r->step_size), r->symbol),
-							   pstrdup("Filter LOT_SIZE: (quantity - minQty) must be a multiple of stepSize."),
-							   pstrdup("Round it with trading_guard.round_quantity().")));
+		result = check_grid(&lot_size, o->quantity, r->min_qty, r->max_qty,
+							r->step_size, r->symbol, result, all);
+		if (!all && result != NIL)
+			return result;
 	}
 
 	/* price (NULL = market order: no price, no PRICE_FILTER, no NOTIONAL) */
@@ -251,23 +309,10 @@ tg_check_order(const TgOrder *o, bool all)
 		price_ok = true;
 	if (price_ok && r != NULL)
 	{
-		if (positive(r->min_price) && tg_num_cmp(o->price, r->min_price) < 0)
-			ADD(make_violation(TG_RULE_PRICE_FILTER_MIN,
-							   psprintf("price %s is below the minimum %s for %s",
-										tg_num_out(o->price), tg_num_out(r->min_price), r->symbol),
-							   pstrdup("Filter PRICE_FILTER: minPrice."), NULL));
-		if (positive(r->max_price) && tg_num_cmp(o->price, r->max_price) > 0)
-			ADD(make_violation(TG_RULE_PRICE_FILTER_MAX,
-							   psprintf("price %s is above the maximum %s for %s",
-										tg_num_out(o->price), tg_num_out(r->max_price), r->symbol),
-							   pstrdup("Filter PRICE_FILTER: maxPrice."), NULL));
-		if (positive(r->tick_size) &&
-			!tg_num_is_zero(tg_num_mod(tg_num_sub(o->price, r->min_price), r->tick_size)))
-			ADD(make_violation(TG_RULE_PRICE_FILTER_TICK,
-							   psprintf("price %s is not a multiple of the tick size %s for %s",
-										tg_num_out(o->price), tg_num_out(r->tick_size), r->symbol),
-							   pstrdup("Filter PRICE_FILTER: (price - minPrice) must be a multiple of tickSize."),
-							   pstrdup("Round it with trading_guard.round_price().")));
+		result = check_grid(&price_filter, o->price, r->min_price, r->max_price,
+							r->tick_size, r->symbol, result, all);
+		if (!all && result != NIL)
+			return result;
 	}
 
 	/* notional = quantity * price */
@@ -440,6 +485,7 @@ round_on_grid(FunctionCallInfo fcinfo, bool is_price)
 	Numeric		step;
 	Numeric		result;
 	int			scale;
+	const TgGridFilter *f = is_price ? &price_filter : &lot_size;
 
 	/* symbol and number checked as check_order would */
 	memset(&o, 0, sizeof(o));
@@ -477,10 +523,8 @@ round_on_grid(FunctionCallInfo fcinfo, bool is_price)
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_ROUNDS_TO_ZERO),
 				 errmsg("%s %s rounds to zero for %s",
-						is_price ? "price" : "quantity", tg_num_out(x), r->symbol),
-				 errdetail("Filter %s: %s is %s.",
-						   is_price ? "PRICE_FILTER" : "LOT_SIZE",
-						   is_price ? "tickSize" : "stepSize",
+						f->value, tg_num_out(x), r->symbol),
+				 errdetail("Filter %s: %s is %s.", f->filter, f->step_field,
 						   tg_num_out(step))));
 
 	scale = Max(numeric_dscale(step), numeric_dscale(base));
