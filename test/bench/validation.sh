@@ -6,7 +6,9 @@
 #      PL/pgSQL trigger / trading_guard.protect_orders, interleaved rounds,
 #      median per variant;
 #   B. ns per evaluation of trading_guard.is_valid_symbol(symbol) against the
-#      regular expression '^[A-Z0-9]{2,10}USDT$' over a table of >= 2M rows.
+#      regular expression '^[A-Z0-9]{2,10}USDT$' over a table of >= 2M rows;
+#   C. ns per row of a bulk INSERT ... SELECT into each of the tables of A,
+#      which shows the CPU cost of each check without pgbench's noise.
 #
 # Usage (as root or as a user with sudo):
 #   test/bench/validation.sh
@@ -15,7 +17,8 @@
 #   ROUNDS=3           interleaved rounds of the 4 insert variants (>= 3)
 #   EVAL_ROWS=2000000  rows in the symbol table of part B (>= 2000000)
 #   EVAL_ROUNDS=7      interleaved rounds of part B (>= 3)
-#   EVAL_REPS=3        timings per expression per round of part B (best kept)
+#   EVAL_REPS=3        timings per expression per round of parts B and C (best kept)
+#   BULK_ROWS=200000   rows of the bulk INSERT ... SELECT of part C
 #   BENCH_SKIP_BUILD=1 do not build/install the extension first
 #
 # It creates its own temporary cluster (fsync on, synchronous_commit off,
@@ -32,9 +35,10 @@ ROUNDS=${ROUNDS:-3}
 EVAL_ROWS=${EVAL_ROWS:-2000000}
 EVAL_ROUNDS=${EVAL_ROUNDS:-7}
 EVAL_REPS=${EVAL_REPS:-3}
+BULK_ROWS=${BULK_ROWS:-200000}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-for v in BENCH_SECONDS ROUNDS EVAL_ROWS EVAL_ROUNDS EVAL_REPS; do
+for v in BENCH_SECONDS ROUNDS EVAL_ROWS EVAL_ROUNDS EVAL_REPS BULK_ROWS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
 done
 [ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
@@ -42,7 +46,7 @@ done
 [ "$EVAL_ROWS" -ge 2000000 ] || tg_die "EVAL_ROWS must be >= 2000000 (got $EVAL_ROWS)"
 
 T_START=$(date +%s)
-CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS EVAL_ROWS=$EVAL_ROWS EVAL_ROUNDS=$EVAL_ROUNDS EVAL_REPS=$EVAL_REPS test/bench/validation.sh"
+CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS EVAL_ROWS=$EVAL_ROWS EVAL_ROUNDS=$EVAL_ROUNDS EVAL_REPS=$EVAL_REPS BULK_ROWS=$BULK_ROWS test/bench/validation.sh"
 OUT_DIR=$TG_REPO/test/out
 OUT_MD=$OUT_DIR/bench-validation.md
 
@@ -412,6 +416,43 @@ for r in $(seq 1 "$EVAL_ROUNDS"); do
 done
 
 # ---------------------------------------------------------------------------
+# C. CPU cost per row: one bulk INSERT ... SELECT per variant
+# ---------------------------------------------------------------------------
+# pgbench TPS moves by 10-20 % between runs on a shared machine, more than
+# the whole cost of a check, so this part measures that cost directly: the
+# same BULK_ROWS valid orders inserted in one statement into each table,
+# interleaved, best of EVAL_REPS per round, median of ROUNDS rounds.
+tg_log "bulk insert: $ROUNDS interleaved rounds x ${#VARIANTS[@]} variants x $BULK_ROWS rows"
+psql_db <<EOF
+CREATE TABLE bulk_src AS
+SELECT syms[1 + g % cardinality(syms)] AS symbol,
+       CASE WHEN g % 2 = 0 THEN 'BUY' ELSE 'SELL' END AS side,
+       (1 + g % 1000) * 0.001 AS quantity,
+       (1000000 + g % 1000) * 0.01 AS price
+  FROM generate_series(1, $BULK_ROWS) AS g,
+       (SELECT array_agg(symbol ORDER BY symbol) AS syms
+          FROM trading_guard.symbols WHERE status = 'TRADING') AS s;
+VACUUM ANALYZE bulk_src;
+EOF
+bulk_ms() { # variant -> ms for inserting bulk_src into its table
+	psql_db -c "TRUNCATE orders_$1" >/dev/null
+	psql_db -c "SELECT bench_ms(\$q\$WITH i AS (INSERT INTO orders_$1 (symbol, side, quantity, price) SELECT symbol, side, quantity, price FROM bulk_src RETURNING 1) SELECT count(*) FROM i\$q\$)"
+}
+for v in "${VARIANTS[@]}"; do bulk_ms "$v" >/dev/null; done	# warm up
+declare -A BULK_RUNS=()
+for r in $(seq 1 "$ROUNDS"); do
+	for v in "${VARIANTS[@]}"; do
+		t=""
+		for _ in $(seq 1 "$EVAL_REPS"); do t="$t $(bulk_ms "$v")"; done
+		# shellcheck disable=SC2086
+		ns=$(awk -v ms="$(min_of $t)" -v n="$BULK_ROWS" 'BEGIN { printf "%.0f", ms * 1e6 / n }')
+		BULK_RUNS[$v]="${BULK_RUNS[$v]:-} $ns"
+		tg_log "  round $r/$ROUNDS ${LABEL[$v]}: $ns ns/row"
+	done
+done
+reset_tables
+
+# ---------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------
 PG_VERSION=$(psql_db -c "SHOW server_version")
@@ -479,6 +520,18 @@ fi
 	echo "|---|---:|---|---:|"
 	printf "| \`%s\` | %.1f | %s | 1.0× |\n" "$E_REGEX" "$REGEX_MED" "$(join_runs "$REGEX_RUNS")"
 	printf "| \`%s\` | %.1f | %s | %s |\n" "$E_TG" "$TG_MED" "$(join_runs "$TG_RUNS")" "$speedup_txt"
+	echo
+	echo "CPU cost per row: one \`INSERT ... SELECT\` of $BULK_ROWS valid orders per variant, $ROUNDS interleaved rounds, best of $EVAL_REPS per round"
+	echo
+	echo "| variant | median ns/row | runs | cost of the check (ns/row) |"
+	echo "|---|---:|---|---:|"
+	for v in "${VARIANTS[@]}"; do
+		# shellcheck disable=SC2086
+		bm=$(median ${BULK_RUNS[$v]})
+		# shellcheck disable=SC2086
+		extra=$(awk -v a="$bm" -v b="$(median ${BULK_RUNS[plain]})" 'BEGIN { printf "%+.0f", a - b }')
+		printf '| %s | %.0f | %s | %s |\n' "${LABEL[$v]}" "$bm" "$(join_runs "${BULK_RUNS[$v]}")" "$extra"
+	done
 	echo
 	echo "| target | measured | result |"
 	echo "|---|---:|---|"
