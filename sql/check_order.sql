@@ -134,3 +134,19 @@ ROLLBACK;
 SELECT try($$SELECT trading_guard.check_order('XRPUSDT', 'BUY', 1, 1)$$);
 TRUNCATE trading_guard.symbols;
 SELECT try($$SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.001, 65000)$$);
+
+-- values beyond what fits a 64-bit integer take the exact numeric path and
+-- get the same answers as the common case
+INSERT INTO trading_guard.symbols (symbol, base_asset, quote_asset, min_qty, step_size,
+                                   min_price, tick_size, min_notional, max_notional)
+VALUES ('FINEUSDT', 'FINE', 'USDT', 0.00000000000000000003, 0.00000000000000000003,
+        0.5, 0.5, 0.0000000001, 50000000000000000000);
+SELECT label, try(format('SELECT trading_guard.check_order(%L, %L, %L, %L)', s, 'BUY', q, p))
+  FROM (VALUES
+    ('scale 20 on the step',        'FINEUSDT', '0.00000000000000000006', '12345678901234567890.5'),
+    ('scale 20 off the step',       'FINEUSDT', '0.00000000000000000004', '12345678901234567890.5'),
+    ('20-digit price on the tick',  'FINEUSDT', '0.3',                    '12345678901234567890.5'),
+    ('20-digit price off the tick', 'FINEUSDT', '0.3',                    '12345678901234567890.25'),
+    ('notional above a huge max',   'FINEUSDT', '999999.3',               '99999999999999.5'),
+    ('notional of scale 21 below',  'FINEUSDT', '0.00000000000000000003', '0.5')
+  ) AS v(label, s, q, p);

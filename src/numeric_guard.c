@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
@@ -110,6 +111,109 @@ tg_numeric_problem(Numeric num)
 	return TG_NUM_OK;
 }
 
+/* Fields of the header of a finite numeric; false for NaN and infinities */
+static bool
+numeric_fields(Numeric num, bool *negative, int *weight, int *dscale,
+			   int *ndigits, const TgNumericDigit **digits)
+{
+	TgNumericHeader *h = (TgNumericHeader *) num;
+	uint16		flags = h->n_header & TGN_SIGN_MASK;
+	int			header_size;
+
+	if (flags == TGN_SPECIAL)
+		return false;
+	if (flags == TGN_SHORT)
+	{
+		*negative = (h->n_header & TGN_SHORT_SIGN_MASK) != 0;
+		*dscale = (h->n_header & TGN_SHORT_DSCALE_MASK) >> TGN_SHORT_DSCALE_SHIFT;
+		*weight = (h->n_header & TGN_SHORT_WEIGHT_MASK);
+		if (h->n_header & TGN_SHORT_WEIGHT_SIGN)
+			*weight |= ~TGN_SHORT_WEIGHT_MASK;
+		header_size = VARHDRSZ + sizeof(uint16);
+	}
+	else
+	{
+		*negative = (flags == TGN_NEG);
+		*dscale = h->n_header & TGN_DSCALE_MASK;
+		*weight = h->n_weight;
+		header_size = VARHDRSZ + sizeof(uint16) + sizeof(int16);
+	}
+	*ndigits = (VARSIZE(num) - header_size) / sizeof(TgNumericDigit);
+	*digits = (const TgNumericDigit *) ((char *) num + header_size);
+	return true;
+}
+
+/* Display scale of a finite numeric, from its header; -1 for NaN, infinities */
+int
+tg_num_dscale(Numeric num)
+{
+	bool		negative;
+	int			weight;
+	int			dscale;
+	int			ndigits;
+	const TgNumericDigit *digits;
+
+	if (!numeric_fields(num, &negative, &weight, &dscale, &ndigits, &digits))
+		return -1;
+	return dscale;
+}
+
+/*
+ * num as a whole number of 10^-scale units, when that is exact and fits in
+ * an int64 (scale at most TG_SCALED_MAX_SCALE).  The fast path of the
+ * exchange filters: comparing and taking remainders of such integers gives
+ * the same answers as numeric arithmetic, without allocating.
+ */
+bool
+tg_num_scaled(Numeric num, int scale, int64 *out)
+{
+	static const int64 pow10[] = {
+		1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+		1000000000, 10000000000, 100000000000, 1000000000000,
+		10000000000000, 100000000000000, 1000000000000000,
+		10000000000000000, 100000000000000000, 1000000000000000000
+	};
+	bool		negative;
+	int			weight;
+	int			dscale;
+	int			ndigits;
+	const TgNumericDigit *digits;
+	int64		acc = 0;
+	int			exp10;
+
+	if (scale < 0 || scale > TG_SCALED_MAX_SCALE ||
+		!numeric_fields(num, &negative, &weight, &dscale, &ndigits, &digits))
+		return false;
+	if (ndigits == 0)
+	{
+		*out = 0;
+		return true;
+	}
+	for (int i = 0; i < ndigits; i++)
+	{
+		if (pg_mul_s64_overflow(acc, 10000, &acc) ||
+			pg_add_s64_overflow(acc, digits[i], &acc))
+			return false;
+	}
+	/* acc counts units of 10000^(weight - ndigits + 1); rescale to 10^-scale */
+	exp10 = TGN_DEC_DIGITS * (weight - ndigits + 1) + scale;
+	if (exp10 > 18)
+		return false;
+	if (exp10 >= 0)
+	{
+		if (pg_mul_s64_overflow(acc, pow10[exp10], &acc))
+			return false;
+	}
+	else
+	{
+		if (-exp10 > 18 || acc % pow10[-exp10] != 0)
+			return false;		/* finer than the scale asked for */
+		acc /= pow10[-exp10];
+	}
+	*out = negative ? -acc : acc;
+	return true;
+}
+
 /* The end of a sentence "order quantity ..." describing the problem */
 const char *
 tg_numeric_problem_text(TgNumericProblem problem)
@@ -134,12 +238,50 @@ tg_numeric_problem_text(TgNumericProblem problem)
 	return "is invalid";
 }
 
+/* -1, 0 or 1 as a is below, equal to or above b */
 int
 tg_num_cmp(Numeric a, Numeric b)
 {
+	int			scale = Max(tg_num_dscale(a), tg_num_dscale(b));
+	int64		ai,
+				bi;
+
+	if (tg_num_scaled(a, scale, &ai) && tg_num_scaled(b, scale, &bi))
+		return (ai > bi) - (ai < bi);
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
 											 NumericGetDatum(a),
 											 NumericGetDatum(b)));
+}
+
+/*
+ * Compare q * p with min and max (zero = no bound) in 128-bit integers,
+ * when all fit; false when the caller must use numeric arithmetic.
+ */
+bool
+tg_num_product_position(Numeric q, Numeric p, Numeric min, Numeric max,
+						bool *below, bool *above)
+{
+#ifdef HAVE_INT128
+	int			qscale = tg_num_dscale(q);
+	int			pscale = tg_num_dscale(p);
+	int64		qi,
+				pi,
+				mini,
+				maxi;
+	int128		product;
+
+	if (qscale < 0 || pscale < 0 || qscale + pscale > TG_SCALED_MAX_SCALE ||
+		!tg_num_scaled(q, qscale, &qi) || !tg_num_scaled(p, pscale, &pi) ||
+		!tg_num_scaled(min, qscale + pscale, &mini) ||
+		!tg_num_scaled(max, qscale + pscale, &maxi))
+		return false;
+	product = (int128) qi * (int128) pi;	/* exact: |qi|, |pi| < 2^63 */
+	*below = mini != 0 && product < mini;
+	*above = maxi != 0 && product > maxi;
+	return true;
+#else
+	return false;
+#endif
 }
 
 /* true for zero; our registry stores 0 for "this rule is off" */

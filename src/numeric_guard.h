@@ -25,7 +25,14 @@ typedef enum TgNumericProblem
 extern TgNumericProblem tg_numeric_problem(Numeric num);
 extern const char *tg_numeric_problem_text(TgNumericProblem problem);
 
+/* tg_num_scaled() works up to this scale (10^18 still fits in an int64) */
+#define TG_SCALED_MAX_SCALE 18
+
+extern int	tg_num_dscale(Numeric num);
+extern bool tg_num_scaled(Numeric num, int scale, int64 *out);
 extern int	tg_num_cmp(Numeric a, Numeric b);
+extern bool tg_num_product_position(Numeric q, Numeric p, Numeric min,
+									Numeric max, bool *below, bool *above);
 extern bool tg_num_is_zero(Numeric a);
 extern Numeric tg_num_sub(Numeric a, Numeric b);
 extern Numeric tg_num_add(Numeric a, Numeric b);

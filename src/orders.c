@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -185,14 +186,52 @@ static const TgGridFilter price_filter = {
 };
 
 /*
+ * Where x stands against a grid filter: below its minimum, above its
+ * maximum, off its grid.  A zero min, max or step is a rule that is off.
+ * Usually all four values fit in int64 at a common scale and this costs a
+ * few integer operations; otherwise exact numeric arithmetic decides.
+ */
+static void
+grid_position(Numeric x, Numeric min, Numeric max, Numeric step,
+			  bool *below, bool *above, bool *off_grid)
+{
+	int			scale = Max(Max(tg_num_dscale(x), tg_num_dscale(min)),
+							Max(tg_num_dscale(max), tg_num_dscale(step)));
+	int64		xi,
+				mini,
+				maxi,
+				stepi,
+				offset;
+
+	if (tg_num_scaled(x, scale, &xi) && tg_num_scaled(min, scale, &mini) &&
+		tg_num_scaled(max, scale, &maxi) && tg_num_scaled(step, scale, &stepi) &&
+		!pg_sub_s64_overflow(xi, mini, &offset))
+	{
+		*below = mini != 0 && xi < mini;
+		*above = maxi != 0 && xi > maxi;
+		*off_grid = stepi != 0 && offset % stepi != 0;
+		return;
+	}
+	*below = positive(min) && tg_num_cmp(x, min) < 0;
+	*above = positive(max) && tg_num_cmp(x, max) > 0;
+	*off_grid = positive(step) &&
+		!tg_num_is_zero(tg_num_mod(tg_num_sub(x, min), step));
+}
+
+/*
  * Append what x breaks of a grid filter to result (stopping at the first
- * unless all).  A zero min, max or step is a rule that is off.
+ * unless all).
  */
 static List *
 check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
 		   Numeric step, const char *symbol, List *result, bool all)
 {
-	if (positive(min) && tg_num_cmp(x, min) < 0)
+	bool		below;
+	bool		above;
+	bool		off_grid;
+
+	grid_position(x, min, max, step, &below, &above, &off_grid);
+	if (below)
 	{
 		result = lappend(result,
 						 make_violation(f->rule_min,
@@ -203,7 +242,7 @@ check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
 		if (!all)
 			return result;
 	}
-	if (positive(max) && tg_num_cmp(x, max) > 0)
+	if (above)
 	{
 		result = lappend(result,
 						 make_violation(f->rule_max,
@@ -214,7 +253,7 @@ check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
 		if (!all)
 			return result;
 	}
-	if (positive(step) && !tg_num_is_zero(tg_num_mod(tg_num_sub(x, min), step)))
+	if (off_grid)
 		result = lappend(result,
 						 make_violation(f->rule_step,
 										psprintf("%s %s is not a multiple of the %s %s for %s",
@@ -319,18 +358,29 @@ tg_check_order(const TgOrder *o, bool all)
 	if (qty_ok && price_ok && r != NULL &&
 		(positive(r->min_notional) || positive(r->max_notional)))
 	{
-		Numeric		notional = tg_num_mul(o->quantity, o->price);
+		bool		below;
+		bool		above;
 
-		if (positive(r->min_notional) && tg_num_cmp(notional, r->min_notional) < 0)
+		if (!tg_num_product_position(o->quantity, o->price, r->min_notional,
+									 r->max_notional, &below, &above))
+		{
+			Numeric		notional = tg_num_mul(o->quantity, o->price);
+
+			below = positive(r->min_notional) && tg_num_cmp(notional, r->min_notional) < 0;
+			above = positive(r->max_notional) && tg_num_cmp(notional, r->max_notional) > 0;
+		}
+		if (below)
 			ADD(make_violation(TG_RULE_NOTIONAL_MIN,
 							   psprintf("order notional %s is below the minimum %s for %s",
-										tg_num_out(notional), tg_num_out(r->min_notional), r->symbol),
+										tg_num_out(tg_num_mul(o->quantity, o->price)),
+										tg_num_out(r->min_notional), r->symbol),
 							   pstrdup("Filter NOTIONAL: quantity * price must be at least minNotional."),
 							   NULL));
-		if (positive(r->max_notional) && tg_num_cmp(notional, r->max_notional) > 0)
+		if (above)
 			ADD(make_violation(TG_RULE_NOTIONAL_MAX,
 							   psprintf("order notional %s is above the maximum %s for %s",
-										tg_num_out(notional), tg_num_out(r->max_notional), r->symbol),
+										tg_num_out(tg_num_mul(o->quantity, o->price)),
+										tg_num_out(r->max_notional), r->symbol),
 							   pstrdup("Filter NOTIONAL: quantity * price must be at most maxNotional."),
 							   NULL));
 	}
@@ -463,13 +513,6 @@ tg_order_violations(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* display scale of a numeric, for giving a rounded result the step's scale */
-static int
-numeric_dscale(Numeric n)
-{
-	return DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(n)));
-}
-
 /*
  * Round x onto the grid base + k * step of one symbol's filter; shared by
  * round_quantity() (truncate) and round_price() (nearest).
@@ -527,7 +570,7 @@ round_on_grid(FunctionCallInfo fcinfo, bool is_price)
 				 errdetail("Filter %s: %s is %s.", f->filter, f->step_field,
 						   tg_num_out(step))));
 
-	scale = Max(numeric_dscale(step), numeric_dscale(base));
+	scale = Max(tg_num_dscale(step), tg_num_dscale(base));
 	return DatumGetNumeric(DirectFunctionCall2(numeric_round,
 											   NumericGetDatum(result),
 											   Int32GetDatum(scale)));

@@ -6,10 +6,11 @@
  *
  * Trigger arguments: symbol column, side column, quantity column, price
  * column ('' for none).  protect_orders() (SQL) checks the columns when it
- * creates the trigger; we check again when a query first fires it, because
- * columns can be renamed, dropped or retyped afterwards.  The column lookup
- * is cached in fn_extra, which lives as long as the query's trigger state,
- * so per row we only fetch four attributes and run the checks.  The registry
+ * creates the trigger; we check again the first time a backend fires it
+ * after the table's relcache entry was invalidated, because columns can be
+ * renamed, dropped or retyped afterwards.  The resolved column numbers are
+ * cached per backend (protect_cache) and per statement (fn_extra), so per
+ * row we only fetch four attributes and run the checks.  The registry
  * lookup runs no SQL once the per-backend cache is warm (registry.c).
  *
  * Later parts (the halt switch, rate limits) hook into tg_protect_row().
@@ -25,6 +26,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -44,7 +47,8 @@ enum
 
 typedef struct ProtectState
 {
-	Oid			tgoid;
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
 	AttrNumber	attnum[TG_PROTECT_NARGS];	/* 0 = no such column (price) */
 } ProtectState;
 
@@ -62,16 +66,34 @@ is_numeric_type(Oid typid)
 	return getBaseType(typid) == NUMERICOID;
 }
 
-/* Resolve and type-check the columns named by the trigger's arguments. */
-static ProtectState *
-protect_state(FunctionCallInfo fcinfo, TriggerData *td)
+/*
+ * Column numbers of each protect_orders trigger, per backend, so that a
+ * statement does not look up names and types again: keyed by trigger OID,
+ * dropped when the trigger's table gets a relcache invalidation (a column
+ * renamed, dropped or retyped).
+ */
+static HTAB *protect_cache = NULL;
+
+static void
+protect_cache_inval(Datum arg, Oid relid)
 {
-	ProtectState *st = (ProtectState *) fcinfo->flinfo->fn_extra;
+	HASH_SEQ_STATUS seq;
+	ProtectState *entry;
+
+	hash_seq_init(&seq, protect_cache);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		if (!OidIsValid(relid) || entry->relid == relid)
+			hash_search(protect_cache, &entry->tgoid, HASH_REMOVE, NULL);
+	}
+}
+
+/* Resolve and type-check the columns named by the trigger's arguments. */
+static void
+resolve_columns(TriggerData *td, ProtectState *st)
+{
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
-
-	if (st != NULL && st->tgoid == tg->tgoid)
-		return st;
 
 	if (tg->tgnargs != TG_PROTECT_NARGS)
 		ereport(ERROR,
@@ -81,13 +103,13 @@ protect_state(FunctionCallInfo fcinfo, TriggerData *td)
 						TG_PROTECT_NARGS),
 				 errhint("Create it with trading_guard.protect_orders().")));
 
-	st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ProtectState));
 	for (int i = 0; i < TG_PROTECT_NARGS; i++)
 	{
 		const char *col = tg->tgargs[i];
 		int			attnum;
 		Oid			typid;
 
+		st->attnum[i] = 0;
 		if (i == COL_PRICE && col[0] == '\0')
 			continue;
 		attnum = SPI_fnumber(desc, col);
@@ -108,7 +130,50 @@ protect_state(FunctionCallInfo fcinfo, TriggerData *td)
 					 errdetail("Symbol and side columns must be text or varchar, quantity and price columns numeric.")));
 		st->attnum[i] = attnum;
 	}
-	st->tgoid = tg->tgoid;
+}
+
+/*
+ * The columns of this trigger: from fn_extra within a statement, else from
+ * the backend cache, else resolved (and cached).
+ */
+static ProtectState *
+protect_state(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	ProtectState *st = (ProtectState *) fcinfo->flinfo->fn_extra;
+	Oid			tgoid = td->tg_trigger->tgoid;
+	ProtectState *cached;
+	bool		found;
+
+	if (st != NULL && st->tgoid == tgoid)
+		return st;
+
+	if (protect_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ProtectState);
+		protect_cache = hash_create("trading_guard protected tables", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(protect_cache_inval, (Datum) 0);
+	}
+
+	cached = hash_search(protect_cache, &tgoid, HASH_FIND, NULL);
+	if (cached == NULL)
+	{
+		ProtectState resolved;
+
+		/* resolve first: an error must not leave a half-filled entry */
+		resolve_columns(td, &resolved);
+		cached = hash_search(protect_cache, &tgoid, HASH_ENTER, &found);
+		memcpy(cached->attnum, resolved.attnum, sizeof(resolved.attnum));
+		cached->relid = RelationGetRelid(td->tg_relation);
+	}
+
+	/* a copy: a cache entry may be removed by an invalidation mid-statement */
+	st = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ProtectState));
+	memcpy(st, cached, sizeof(ProtectState));
 	fcinfo->flinfo->fn_extra = st;
 	return st;
 }
