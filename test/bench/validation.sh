@@ -271,6 +271,24 @@ run_pgbench() {
 	printf '%s\n' "$out"
 }
 
+# CPU time of the server's backends, in clock ticks: the postmaster's
+# cutime + cstime, to which every backend's CPU time is added when it exits
+# and is reaped.  Unlike TPS it hardly moves with the load of other
+# processes on a shared machine.
+PM_PID=$(head -n 1 "$PGDATA/postmaster.pid")
+CLK_TCK=$(getconf CLK_TCK)
+backend_ticks() { awk '{ print $16 + $17 }' "/proc/$PM_PID/stat"; }
+pm_children() { cat /proc/"$PM_PID"/task/*/children | wc -w; }
+# Wait until the postmaster has reaped every backend beyond $1 children.
+wait_reaped() {
+	local i
+	for i in $(seq 1 200); do
+		[ "$(pm_children)" -le "$1" ] && return 0
+		sleep 0.05
+	done
+	tg_die "backends of the last pgbench run did not exit"
+}
+
 reset_tables() {
 	psql_db -c "TRUNCATE orders_plain, orders_check, orders_plpgsql, orders_tg RESTART IDENTITY" \
 		-c "VACUUM ANALYZE orders_plain, orders_check, orders_plpgsql, orders_tg" \
@@ -321,17 +339,33 @@ median() { # numbers as arguments
 		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-declare -A TPS_RUNS=()
+# The variants in round r, rotated by r, so that no variant always runs
+# first or last in a round (the machine's load drifts within a round too).
+rotated() {
+	local r=$1 n=${#VARIANTS[@]} i
+	for i in $(seq 0 $((n - 1))); do
+		echo "${VARIANTS[$(((i + r - 1) % n))]}"
+	done
+}
+
+declare -A TPS_RUNS=() CPU_RUNS=()
 tg_log "insert TPS: $ROUNDS interleaved rounds x ${#VARIANTS[@]} variants x ${BENCH_SECONDS}s"
 for r in $(seq 1 "$ROUNDS"); do
-	for v in "${VARIANTS[@]}"; do
+	for v in $(rotated "$r"); do
 		reset_tables
+		n0=$(pm_children)
+		t0=$(backend_ticks)
 		out=$(run_pgbench "$v" -T "$BENCH_SECONDS")
+		wait_reaped "$n0"
+		t1=$(backend_ticks)
 		tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' <<<"$out")
-		[ -n "$tps" ] || { printf '%s\n' "$out" >&2; tg_die "no TPS in pgbench output"; }
+		txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+		[ -n "$tps" ] && [ -n "$txns" ] || { printf '%s\n' "$out" >&2; tg_die "no TPS in pgbench output"; }
 		tps=$(printf '%.0f' "$tps")
+		cpu=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$txns" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
 		TPS_RUNS[$v]="${TPS_RUNS[$v]:-} $tps"
-		tg_log "  round $r/$ROUNDS ${LABEL[$v]}: $tps TPS"
+		CPU_RUNS[$v]="${CPU_RUNS[$v]:-} $cpu"
+		tg_log "  round $r/$ROUNDS ${LABEL[$v]}: $tps TPS, $cpu µs backend CPU per transaction"
 	done
 done
 reset_tables
@@ -441,7 +475,7 @@ bulk_ms() { # variant -> ms for inserting bulk_src into its table
 for v in "${VARIANTS[@]}"; do bulk_ms "$v" >/dev/null; done	# warm up
 declare -A BULK_RUNS=()
 for r in $(seq 1 "$ROUNDS"); do
-	for v in "${VARIANTS[@]}"; do
+	for v in $(rotated "$r"); do
 		t=""
 		for _ in $(seq 1 "$EVAL_REPS"); do t="$t $(bulk_ms "$v")"; done
 		# shellcheck disable=SC2086
@@ -502,16 +536,22 @@ fi
 	echo "Machine: $(nproc) CPUs ($CPU), Linux $(uname -r), PostgreSQL $PG_VERSION  "
 	echo "Server: fsync on, synchronous_commit off, shared_buffers 512MB, autovacuum off, jit off, max_parallel_workers_per_gather 0  "
 	echo "Insert load: \`pgbench ${PGBENCH_OPTS[*]} -T $BENCH_SECONDS\`, one valid order per transaction" \
-		"(random symbol of $NSYM, side, quantity, price), $ROUNDS interleaved rounds, tables truncated + CHECKPOINT before each run"
+		"(random symbol of $NSYM, side, quantity, price), $ROUNDS interleaved rounds (order rotated each round), tables truncated + CHECKPOINT before each run"
 	echo
-	echo "| variant | median TPS | runs | ratio vs no check |"
-	echo "|---|---:|---|---:|"
+	echo "| variant | median TPS | runs | ratio vs no check | backend CPU µs/txn (median) | CPU ratio vs no check |"
+	echo "|---|---:|---|---:|---:|---:|"
 	for v in "${VARIANTS[@]}"; do
 		ratio=$(awk -v a="${TPS_MED[$v]}" -v b="${TPS_MED[plain]}" 'BEGIN { printf "%.3f", a / b }')
-		printf '| %s | %.0f | %s | %s× |\n' "${LABEL[$v]}" "${TPS_MED[$v]}" "$(join_runs "${TPS_RUNS[$v]}")" "$ratio"
+		# shellcheck disable=SC2086
+		cm=$(median ${CPU_RUNS[$v]})
+		# shellcheck disable=SC2086
+		cratio=$(awk -v a="$cm" -v b="$(median ${CPU_RUNS[plain]})" 'BEGIN { printf "%.3f", a / b }')
+		printf '| %s | %.0f | %s | %s× | %.1f | %s× |\n' "${LABEL[$v]}" "${TPS_MED[$v]}" \
+			"$(join_runs "${TPS_RUNS[$v]}")" "$ratio" "$cm" "$cratio"
 	done
 	echo
-	echo "Run-to-run spread ((max - min) / median) of the same variant: $spread_txt"
+	echo "Run-to-run spread ((max - min) / median) of the same variant: $spread_txt  "
+	echo "Backend CPU per transaction: CPU time of the backends that served pgbench (from the postmaster's cutime + cstime, $CLK_TCK ticks/s) divided by the transactions; it is what each check costs the server, and moves far less than TPS with the machine's other load."
 	echo
 	echo "ns per evaluation over $EVAL_ROWS stored symbols (\`count(*) FILTER (WHERE expr)\` minus" \
 		"\`count(*) FILTER (WHERE symbol IS NOT NULL)\`), $EVAL_ROUNDS interleaved rounds, best of $EVAL_REPS timings per round; $EVAL_NOTE"
