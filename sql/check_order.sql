@@ -86,6 +86,9 @@ SELECT label, try(format('SELECT trading_guard.check_order(%L, %L, %L, %L)', s, 
 \set VERBOSITY default
 SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.000015, 65000);
 SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.0001, 100);
+SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.000001, 65000);
+SELECT trading_guard.check_order('BTCUSDT', 'SELL', 0.001, 1000000.01);
+SELECT trading_guard.check_order('BTCUSDT', 'SELL', 1000001, 1);
 
 -- order_violations() lists every rule broken, in check order
 SELECT * FROM trading_guard.order_violations('BTCUSDT', 'BUY', 0.000015, 65000.005);

@@ -237,7 +237,8 @@ check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
 						 make_violation(f->rule_min,
 										psprintf("%s %s is below the minimum %s for %s",
 												 f->value, tg_num_out(x), tg_num_out(min), symbol),
-										psprintf("Filter %s: %s.", f->filter, f->min_field),
+										psprintf("Filter %s: %s must be at least %s.",
+												 f->filter, f->value, f->min_field),
 										NULL));
 		if (!all)
 			return result;
@@ -248,7 +249,8 @@ check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
 						 make_violation(f->rule_max,
 										psprintf("%s %s is above the maximum %s for %s",
 												 f->value, tg_num_out(x), tg_num_out(max), symbol),
-										psprintf("Filter %s: %s.", f->filter, f->max_field),
+										psprintf("Filter %s: %s must be at most %s.",
+												 f->filter, f->value, f->max_field),
 										NULL));
 		if (!all)
 			return result;
