@@ -58,6 +58,24 @@ is($node->safe_psql('postgres', "SELECT trading_guard.is_valid_symbol('BTCUSDT')
 is($node->safe_psql('postgres', "SELECT trading_guard.is_valid_symbol('btcusdt')"),
 	'f', 'is_valid_symbol works without preloading: btcusdt is refused');
 
+# The registry, check_order and the protect_orders trigger need no shared
+# memory either.
+$node->safe_psql('postgres', q{
+	INSERT INTO trading_guard.symbols (symbol, base_asset, quote_asset, min_qty, step_size)
+	VALUES ('ETHUSDT', 'ETH', 'USDT', 0.001, 0.001);
+	CREATE TABLE orders (symbol text, side text, quantity numeric, price numeric);
+	SELECT trading_guard.protect_orders('orders');
+	INSERT INTO orders VALUES ('ETHUSDT', 'BUY', 0.002, NULL);
+});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM orders'), '1',
+	'a protected table accepts a valid order without preloading');
+($ret, $out, $err) = run_sql(q{INSERT INTO orders VALUES ('ETHUSDT', 'BUY', 0.0025, NULL)});
+like($err, qr/${ERROR}TG013: /, 'and refuses one off the step (TG013) without preloading');
+$node->safe_psql('postgres', q{
+	DROP TABLE orders;
+	DELETE FROM trading_guard.symbols;
+});
+
 ($ret, $out, $err) = run_sql('SELECT * FROM trading_guard.validation_stats');
 isnt($ret, 0, 'validation_stats fails without preloading');
 like($err, qr/${ERROR}55000: /, 'with SQLSTATE 55000 (object_not_in_prerequisite_state)');
