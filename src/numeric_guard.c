@@ -50,67 +50,6 @@ typedef struct TgNumericHeader
 #define TGN_DSCALE_MASK			0x3FFF
 #define TGN_DEC_DIGITS			4
 
-/*
- * What is wrong with a quantity or price, judged from the header alone;
- * TG_NUM_OK means a finite, positive value of sane size.  num may be NULL.
- */
-TgNumericProblem
-tg_numeric_problem(Numeric num)
-{
-	TgNumericHeader *h = (TgNumericHeader *) num;
-	uint16		flags;
-	bool		is_short;
-	bool		negative;
-	int			weight;
-	int			dscale;
-	int			header_size;
-	int			ndigits;
-
-	if (num == NULL)
-		return TG_NUM_NULL;
-
-	flags = h->n_header & TGN_SIGN_MASK;
-	if (flags == TGN_SPECIAL)
-		return (h->n_header & TGN_EXT_SIGN_MASK) == TGN_NAN ? TG_NUM_NAN : TG_NUM_INFINITE;
-
-	is_short = (flags == TGN_SHORT);
-	if (is_short)
-	{
-		negative = (h->n_header & TGN_SHORT_SIGN_MASK) != 0;
-		dscale = (h->n_header & TGN_SHORT_DSCALE_MASK) >> TGN_SHORT_DSCALE_SHIFT;
-		weight = (h->n_header & TGN_SHORT_WEIGHT_MASK);
-		if (h->n_header & TGN_SHORT_WEIGHT_SIGN)
-			weight |= ~TGN_SHORT_WEIGHT_MASK;
-		header_size = VARHDRSZ + sizeof(uint16);
-	}
-	else
-	{
-		negative = (flags == TGN_NEG);
-		dscale = h->n_header & TGN_DSCALE_MASK;
-		weight = h->n_weight;
-		header_size = VARHDRSZ + sizeof(uint16) + sizeof(int16);
-	}
-	ndigits = (VARSIZE(num) - header_size) / sizeof(TgNumericDigit);
-
-	if (dscale > TG_NUMERIC_MAX_SCALE)
-		return TG_NUM_TOO_MANY_DECIMALS;
-	if (ndigits > 0 && weight >= 0)
-	{
-		/* decimal digits before the point: 4 per full group plus the first */
-		TgNumericDigit first = *(TgNumericDigit *) ((char *) num + header_size);
-		int			int_digits = weight * TGN_DEC_DIGITS;
-
-		if (weight >= (TG_NUMERIC_MAX_INT_DIGITS / TGN_DEC_DIGITS) + 1)
-			return TG_NUM_TOO_MANY_DIGITS;
-		int_digits += first >= 1000 ? 4 : first >= 100 ? 3 : first >= 10 ? 2 : 1;
-		if (int_digits > TG_NUMERIC_MAX_INT_DIGITS)
-			return TG_NUM_TOO_MANY_DIGITS;
-	}
-	if (ndigits == 0 || negative)
-		return TG_NUM_NOT_POSITIVE;
-	return TG_NUM_OK;
-}
-
 /* Fields of the header of a finite numeric; false for NaN and infinities */
 static bool
 numeric_fields(Numeric num, bool *negative, int *weight, int *dscale,
@@ -141,6 +80,44 @@ numeric_fields(Numeric num, bool *negative, int *weight, int *dscale,
 	*ndigits = (VARSIZE(num) - header_size) / sizeof(TgNumericDigit);
 	*digits = (const TgNumericDigit *) ((char *) num + header_size);
 	return true;
+}
+
+/*
+ * What is wrong with a quantity or price, judged from the header alone;
+ * TG_NUM_OK means a finite, positive value of sane size.  num may be NULL.
+ */
+TgNumericProblem
+tg_numeric_problem(Numeric num)
+{
+	TgNumericHeader *h = (TgNumericHeader *) num;
+	bool		negative;
+	int			weight;
+	int			dscale;
+	int			ndigits;
+	const TgNumericDigit *digits;
+
+	if (num == NULL)
+		return TG_NUM_NULL;
+	if (!numeric_fields(num, &negative, &weight, &dscale, &ndigits, &digits))
+		return (h->n_header & TGN_EXT_SIGN_MASK) == TGN_NAN ? TG_NUM_NAN : TG_NUM_INFINITE;
+
+	if (dscale > TG_NUMERIC_MAX_SCALE)
+		return TG_NUM_TOO_MANY_DECIMALS;
+	if (ndigits > 0 && weight >= 0)
+	{
+		/* decimal digits before the point: 4 per full group plus the first */
+		TgNumericDigit first = digits[0];
+		int			int_digits = weight * TGN_DEC_DIGITS;
+
+		if (weight >= (TG_NUMERIC_MAX_INT_DIGITS / TGN_DEC_DIGITS) + 1)
+			return TG_NUM_TOO_MANY_DIGITS;
+		int_digits += first >= 1000 ? 4 : first >= 100 ? 3 : first >= 10 ? 2 : 1;
+		if (int_digits > TG_NUMERIC_MAX_INT_DIGITS)
+			return TG_NUM_TOO_MANY_DIGITS;
+	}
+	if (ndigits == 0 || negative)
+		return TG_NUM_NOT_POSITIVE;
+	return TG_NUM_OK;
 }
 
 /* Display scale of a finite numeric, from its header; -1 for NaN, infinities */
@@ -288,14 +265,14 @@ tg_num_product_position(Numeric q, Numeric p, Numeric min, Numeric max,
 bool
 tg_num_is_zero(Numeric a)
 {
-	TgNumericHeader *h = (TgNumericHeader *) a;
-	Size		header_size;
+	bool		negative;
+	int			weight;
+	int			dscale;
+	int			ndigits;
+	const TgNumericDigit *digits;
 
-	if ((h->n_header & TGN_SIGN_MASK) == TGN_SPECIAL)
-		return false;
-	header_size = VARHDRSZ + sizeof(uint16) +
-		((h->n_header & TGN_SIGN_MASK) == TGN_SHORT ? 0 : sizeof(int16));
-	return VARSIZE(a) == header_size;
+	return numeric_fields(a, &negative, &weight, &dscale, &ndigits, &digits) &&
+		ndigits == 0;
 }
 
 Numeric
