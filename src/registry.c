@@ -68,8 +68,8 @@ copy_numeric_column(HeapTuple tup, TupleDesc desc, int col)
 static void
 registry_load(void)
 {
+	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext newcxt;
-	MemoryContext oldcxt;
 	HTAB	   *newtab;
 	HASHCTL		ctl;
 	Oid			nsp;
@@ -112,7 +112,7 @@ registry_load(void)
 			elog(ERROR, "could not read trading_guard.symbols: %s",
 				 SPI_result_code_string(ret));
 
-		oldcxt = MemoryContextSwitchTo(newcxt);
+		MemoryContextSwitchTo(newcxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
@@ -139,11 +139,13 @@ registry_load(void)
 			r->min_notional = copy_numeric_column(tup, desc, 9);
 			r->max_notional = copy_numeric_column(tup, desc, 10);
 		}
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(callercxt);
 		SPI_finish();
 	}
 	PG_CATCH();
 	{
+		/* never delete the context we are in */
+		MemoryContextSwitchTo(callercxt);
 		registry_valid = false;
 		MemoryContextDelete(newcxt);
 		PG_RE_THROW();
