@@ -8,7 +8,9 @@
 #   B. ns per evaluation of trading_guard.is_valid_symbol(symbol) against the
 #      regular expression '^[A-Z0-9]{2,10}USDT$' over a table of >= 2M rows;
 #   C. ns per row of a bulk INSERT ... SELECT into each of the tables of A,
-#      which shows the CPU cost of each check without pgbench's noise.
+#      which shows the CPU cost of each check without pgbench's noise;
+#   D. instructions per one-order transaction under callgrind, which do not
+#      depend on the machine's load at all.
 #
 # Usage (as root or as a user with sudo):
 #   test/bench/validation.sh
@@ -19,6 +21,7 @@
 #   EVAL_ROUNDS=7      interleaved rounds of part B (>= 3)
 #   EVAL_REPS=3        timings per expression per round of parts B and C (best kept)
 #   BULK_ROWS=200000   rows of the bulk INSERT ... SELECT of part C
+#   CG_SMALL=200 CG_LARGE=1200  transactions of the two callgrind runs of part D
 #   BENCH_SKIP_BUILD=1 do not build/install the extension first
 #
 # It creates its own temporary cluster (fsync on, synchronous_commit off,
@@ -54,7 +57,7 @@ OUT_MD=$OUT_DIR/bench-validation.md
 # build, install, cluster
 # ---------------------------------------------------------------------------
 # shellcheck disable=SC2086
-tg_ensure_packages $TG_PACKAGES
+tg_ensure_packages $TG_PACKAGES valgrind
 if [ "$BENCH_SKIP_BUILD" != 1 ]; then
 	tg_build_install
 fi
@@ -282,7 +285,7 @@ pm_children() { cat /proc/"$PM_PID"/task/*/children | wc -w; }
 # Wait until the postmaster has reaped every backend beyond $1 children.
 wait_reaped() {
 	local i
-	for i in $(seq 1 200); do
+	for i in $(seq 1 1200); do
 		[ "$(pm_children)" -le "$1" ] && return 0
 		sleep 0.05
 	done
@@ -487,6 +490,67 @@ done
 reset_tables
 
 # ---------------------------------------------------------------------------
+# D. instructions per transaction, under callgrind
+# ---------------------------------------------------------------------------
+# Instruction counts do not move with the machine's other load.  The server
+# is restarted under valgrind --tool=callgrind; for each variant a one-client
+# pgbench runs CG_SMALL and then CG_LARGE transactions (fixed random seed),
+# and the difference of the two backends' totals divided by the difference
+# of the transaction counts is the cost of one transaction, connection
+# start-up excluded.
+CG_DIR=$BDIR/callgrind
+tg_as_runner mkdir -p "$CG_DIR"
+tg_log "instructions per transaction: restarting the server under callgrind"
+tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null
+tg_as_runner valgrind --tool=callgrind --trace-children=yes \
+	--callgrind-out-file="$CG_DIR/cg.%p" \
+	"$BIN/postgres" -D "$PGDATA" >"$BDIR/callgrind-server.log" 2>&1 &
+CG_SERVER=$!
+for _ in $(seq 1 240); do
+	tg_as_runner "$BIN/pg_isready" -q -h "$BDIR" -p "$PORT" && break
+	kill -0 "$CG_SERVER" 2>/dev/null || { cat "$BDIR/callgrind-server.log" >&2; tg_die "the server did not start under callgrind"; }
+	sleep 0.5
+done
+tg_as_runner "$BIN/pg_isready" -q -h "$BDIR" -p "$PORT" || tg_die "the server under callgrind is not ready"
+PM_PID=$(head -n 1 "$PGDATA/postmaster.pid")
+
+# Instructions executed by the backend of one pgbench run of variant $1 with
+# $2 transactions.  Callgrind writes a backend's file when it exits; pgbench
+# also opens a short set-up connection, so the busiest new backend is the
+# one that ran the transactions.
+cg_run() {
+	local v=$1 n=$2 before new n0
+	before=$(find "$CG_DIR" -name 'cg.*' | sort)
+	n0=$(pm_children)
+	tg_as_runner "$BIN/pgbench" -n -M simple -c 1 -t "$n" --random-seed=1 \
+		-f "$BDIR/insert_$v.sql" -h "$BDIR" -p "$PORT" -U postgres "$DB" >/dev/null 2>&1 ||
+		tg_die "pgbench under callgrind failed for variant '${LABEL[$v]}'"
+	# a reaped backend has written its file completely
+	wait_reaped "$n0"
+	new=$(comm -13 <(echo "$before") <(find "$CG_DIR" -name 'cg.*' | sort))
+	[ -n "$new" ] || tg_die "no callgrind output for the pgbench backend of variant '${LABEL[$v]}'"
+	# shellcheck disable=SC2086
+	awk '/^totals:/ { print $2 }' $new | sort -n | tail -n 1
+}
+CG_SMALL=${CG_SMALL:-200}
+CG_LARGE=${CG_LARGE:-1200}
+cg_run plain "$CG_SMALL" >/dev/null	# warm up; also collects the files of earlier sessions
+declare -A CG_RUNS=()
+for r in $(seq 1 3); do
+	for v in $(rotated "$r"); do
+		small=$(cg_run "$v" "$CG_SMALL")
+		large=$(cg_run "$v" "$CG_LARGE")
+		per=$(awk -v a="$large" -v b="$small" -v n=$((CG_LARGE - CG_SMALL)) 'BEGIN { printf "%.0f", (a - b) / n }')
+		CG_RUNS[$v]="${CG_RUNS[$v]:-} $per"
+		tg_log "  round $r/3 ${LABEL[$v]}: $per instructions per transaction"
+	done
+done
+tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 300 stop >/dev/null
+wait "$CG_SERVER" 2>/dev/null || true
+tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -l "$BDIR/server.log" -w -t 120 start >/dev/null ||
+	tg_die "server did not restart"
+
+# ---------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------
 PG_VERSION=$(psql_db -c "SHOW server_version")
@@ -573,10 +637,25 @@ fi
 		printf '| %s | %.0f | %s | %s |\n' "${LABEL[$v]}" "$bm" "$(join_runs "${BULK_RUNS[$v]}")" "$extra"
 	done
 	echo
+	echo "Instructions per one-order transaction (callgrind, one pgbench client, $CG_LARGE minus $CG_SMALL transactions, 3 rotated rounds; machine load does not change these)"
+	echo
+	echo "| variant | median instructions/txn | runs | ratio vs no check | extra instructions/txn |"
+	echo "|---|---:|---|---:|---:|"
+	for v in "${VARIANTS[@]}"; do
+		# shellcheck disable=SC2086
+		im=$(median ${CG_RUNS[$v]})
+		# shellcheck disable=SC2086
+		ib=$(median ${CG_RUNS[plain]})
+		printf '| %s | %.0f | %s | %s× | %+.0f |\n' "${LABEL[$v]}" "$im" "$(join_runs "${CG_RUNS[$v]}")" \
+			"$(awk -v a="$im" -v b="$ib" 'BEGIN { printf "%.3f", a / b }')" "$(awk -v a="$im" -v b="$ib" 'BEGIN { print a - b }')"
+	done
+	echo
 	echo "| target | measured | result |"
 	echo "|---|---:|---|"
 	echo "| protect_orders ≥ 0.97× no-check TPS | ${tg_ratio}× (median of per-round ratios: ${tg_paired}×) | $tg_ok |"
 	echo "| is_valid_symbol ≥ 8× faster than the regex | $speedup_txt | $speedup_ok |"
+	# shellcheck disable=SC2086
+	echo "| (for reference) protect_orders instructions per transaction vs no check | $(awk -v a="$(median ${CG_RUNS[tg]})" -v b="$(median ${CG_RUNS[plain]})" 'BEGIN { printf "%.3f", a / b }')× | — |"
 	echo
 	echo "Wall time: $(( $(date +%s) - T_START )) s"
 } >"$BDIR/report.md"
