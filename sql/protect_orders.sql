@@ -162,6 +162,22 @@ INSERT INTO porders_3 VALUES ('BTCUSDT', 'BUY', 0, 65000, '2026-03-05');
 SELECT count(*) FROM porders;
 SELECT table_name FROM trading_guard.protected_tables WHERE table_name::text LIKE 'porders%';
 
+-- a BEFORE trigger that sorts before ours and changes the row: the check
+-- sees the changed row, which is the one stored
+CREATE TABLE chained (symbol text, side text, quantity numeric, price numeric);
+CREATE FUNCTION lots_to_units() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.quantity := round(NEW.quantity / 1000, 8);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER a_lots_to_units BEFORE INSERT OR UPDATE ON chained
+    FOR EACH ROW EXECUTE FUNCTION lots_to_units();
+SELECT trading_guard.protect_orders('chained');
+INSERT INTO chained VALUES ('BTCUSDT', 'BUY', 1, 65000);
+INSERT INTO chained VALUES ('BTCUSDT', 'BUY', 10000000, 1);
+UPDATE chained SET quantity = 0.015;
+SELECT * FROM chained;
+
 -- the trigger function refuses to be used the wrong way
 CREATE TRIGGER misuse AFTER INSERT ON wrong FOR EACH ROW
     EXECUTE FUNCTION trading_guard.protect_orders_trigger('symbol', 'side', 'price', 'price');

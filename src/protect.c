@@ -24,6 +24,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -207,11 +208,14 @@ rule_column(const ProtectState *st, TgRule rule)
 	}
 }
 
-/* Check one row; raises the first violation. */
+/*
+ * Check one row; raises the first violation.  The row is read from the
+ * trigger's slot, which the executor usually holds already deformed, rather
+ * than from the heap tuple (which would be walked column by column again).
+ */
 static void
-tg_protect_row(const ProtectState *st, Relation rel, HeapTuple tuple)
+tg_protect_row(const ProtectState *st, Relation rel, TupleTableSlot *slot)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
 	TgOrder		o;
 	Datum		d;
 	bool		isnull;
@@ -220,7 +224,7 @@ tg_protect_row(const ProtectState *st, Relation rel, HeapTuple tuple)
 
 	memset(&o, 0, sizeof(o));
 
-	d = heap_getattr(tuple, st->attnum[COL_SYMBOL], desc, &isnull);
+	d = slot_getattr(slot, st->attnum[COL_SYMBOL], &isnull);
 	if (!isnull)
 	{
 		o.symbol_size = toast_raw_datum_size(d) - VARHDRSZ;
@@ -234,7 +238,7 @@ tg_protect_row(const ProtectState *st, Relation rel, HeapTuple tuple)
 		}
 	}
 
-	d = heap_getattr(tuple, st->attnum[COL_SIDE], desc, &isnull);
+	d = slot_getattr(slot, st->attnum[COL_SIDE], &isnull);
 	if (!isnull)
 	{
 		o.side = "";
@@ -247,13 +251,13 @@ tg_protect_row(const ProtectState *st, Relation rel, HeapTuple tuple)
 		}
 	}
 
-	d = heap_getattr(tuple, st->attnum[COL_QUANTITY], desc, &isnull);
+	d = slot_getattr(slot, st->attnum[COL_QUANTITY], &isnull);
 	if (!isnull)
 		o.quantity = DatumGetNumeric(d);
 
 	if (st->attnum[COL_PRICE] > 0)
 	{
-		d = heap_getattr(tuple, st->attnum[COL_PRICE], desc, &isnull);
+		d = slot_getattr(slot, st->attnum[COL_PRICE], &isnull);
 		if (!isnull)
 			o.price = DatumGetNumeric(d);
 	}
@@ -280,6 +284,7 @@ tg_protect_orders_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	HeapTuple	tuple;
+	TupleTableSlot *slot;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -291,14 +296,20 @@ tg_protect_orders_trigger(PG_FUNCTION_ARGS)
 				 errmsg("protect_orders_trigger: must be fired BEFORE ... FOR EACH ROW")));
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
 		tuple = td->tg_trigtuple;
+		slot = td->tg_trigslot;
+	}
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
 		tuple = td->tg_newtuple;
+		slot = td->tg_newslot;
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("protect_orders_trigger: must be fired for INSERT or UPDATE")));
 
-	tg_protect_row(protect_state(fcinfo, td), td->tg_relation, tuple);
+	tg_protect_row(protect_state(fcinfo, td), td->tg_relation, slot);
 	return PointerGetDatum(tuple);
 }
