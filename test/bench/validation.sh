@@ -615,7 +615,7 @@ fi
 	done
 	echo
 	echo "Run-to-run spread ((max - min) / median) of the same variant: $spread_txt  "
-	echo "Backend CPU per transaction: CPU time of the backends that served pgbench (from the postmaster's cutime + cstime, $CLK_TCK ticks/s) divided by the transactions; it is what each check costs the server, and moves far less than TPS with the machine's other load."
+	echo "Backend CPU per transaction: CPU time of the backends that served pgbench (from the postmaster's cutime + cstime, $CLK_TCK ticks/s) divided by the transactions: what each check costs the server. It moves less than TPS with the machine's other load, but it does move (shared CPU caches); part D does not."
 	echo
 	echo "ns per evaluation over $EVAL_ROWS stored symbols (\`count(*) FILTER (WHERE expr)\` minus" \
 		"\`count(*) FILTER (WHERE symbol IS NOT NULL)\`), $EVAL_ROUNDS interleaved rounds, best of $EVAL_REPS timings per round; $EVAL_NOTE"
