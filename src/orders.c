@@ -131,6 +131,17 @@ symbol_violation(const TgOrder *o)
 	return NULL;
 }
 
+/* A well-formed symbol that the registry does not know */
+static TgViolation *
+unknown_symbol_violation(const TgOrder *o)
+{
+	return make_violation(TG_RULE_UNKNOWN_SYMBOL,
+						  psprintf("symbol \"%.*s\" is not in the registry",
+								   o->symbol_size, o->symbol),
+						  NULL,
+						  pstrdup("Add it to trading_guard.symbols, for example with trading_guard.load_exchange_info()."));
+}
+
 /* Describe what is wrong with a quantity or price on its own, or NULL */
 static TgViolation *
 number_violation(TgRule rule, const char *what, Numeric num)
@@ -280,8 +291,6 @@ tg_check_order(const TgOrder *o, bool all)
 	const TgSymbolRules *r = NULL;
 	bool		qty_ok;
 	bool		price_ok;
-	const char *sym = o->symbol;
-	int			symlen = o->symbol_size;
 
 #define ADD(viol) \
 	do { \
@@ -293,11 +302,8 @@ tg_check_order(const TgOrder *o, bool all)
 	/* symbol: format, then the registry */
 	if ((v = symbol_violation(o)) != NULL)
 		ADD(v);
-	else if ((r = tg_registry_lookup(sym, symlen)) == NULL)
-		ADD(make_violation(TG_RULE_UNKNOWN_SYMBOL,
-						   psprintf("symbol \"%.*s\" is not in the registry", symlen, sym),
-						   NULL,
-						   pstrdup("Add it to trading_guard.symbols, for example with trading_guard.load_exchange_info().")));
+	else if ((r = tg_registry_lookup(o->symbol, o->symbol_size)) == NULL)
+		ADD(unknown_symbol_violation(o));
 	else if (!r->trading)
 		ADD(make_violation(TG_RULE_STATUS,
 						   psprintf("symbol \"%s\" is not trading", r->symbol),
@@ -406,18 +412,14 @@ tg_raise_violation(const TgViolation *v, Relation rel, int attnum)
 }
 
 /*
- * Point o->symbol at argument argno.  A value longer than any symbol is not
- * detoasted: its size alone condemns it.
+ * Point o->symbol at a (non-null) text datum.  A value longer than any
+ * symbol is not detoasted: its size alone condemns it.
  */
-static void
-symbol_from_arg(FunctionCallInfo fcinfo, int argno, TgOrder *o)
+void
+tg_order_set_symbol(TgOrder *o, Datum d)
 {
-	Datum		d;
-
-	if (PG_ARGISNULL(argno))
-		return;
-	d = PG_GETARG_DATUM(argno);
 	o->symbol_size = toast_raw_datum_size(d) - VARHDRSZ;
+	o->symbol = "";				/* too long: never looked at */
 	if (o->symbol_size <= TG_SYMBOL_INSPECT_MAX)
 	{
 		text	   *t = DatumGetTextPP(d);
@@ -425,8 +427,21 @@ symbol_from_arg(FunctionCallInfo fcinfo, int argno, TgOrder *o)
 		o->symbol = VARDATA_ANY(t);
 		o->symbol_size = VARSIZE_ANY_EXHDR(t);
 	}
-	else
-		o->symbol = "";			/* too long: never looked at */
+}
+
+/* Point o->side at a (non-null) text datum; anything longer than SELL is wrong */
+void
+tg_order_set_side(TgOrder *o, Datum d)
+{
+	o->side = "";
+	o->side_len = 0;
+	if (toast_raw_datum_size(d) - VARHDRSZ <= 4)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		o->side = VARDATA_ANY(t);
+		o->side_len = VARSIZE_ANY_EXHDR(t);
+	}
 }
 
 /* Fill a TgOrder from SQL arguments (symbol text, side text, qty, price) */
@@ -434,21 +449,10 @@ static void
 order_from_args(FunctionCallInfo fcinfo, TgOrder *o)
 {
 	memset(o, 0, sizeof(TgOrder));
-	symbol_from_arg(fcinfo, 0, o);
+	if (!PG_ARGISNULL(0))
+		tg_order_set_symbol(o, PG_GETARG_DATUM(0));
 	if (!PG_ARGISNULL(1))
-	{
-		Datum		d = PG_GETARG_DATUM(1);
-
-		/* anything longer than SELL is wrong; don't detoast it */
-		o->side = "";
-		if (toast_raw_datum_size(d) - VARHDRSZ <= 4)
-		{
-			text	   *t = DatumGetTextPP(d);
-
-			o->side = VARDATA_ANY(t);
-			o->side_len = VARSIZE_ANY_EXHDR(t);
-		}
-	}
+		tg_order_set_side(o, PG_GETARG_DATUM(1));
 	if (!PG_ARGISNULL(2))
 		o->quantity = PG_GETARG_NUMERIC(2);
 	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
@@ -534,7 +538,8 @@ round_on_grid(FunctionCallInfo fcinfo, bool is_price)
 
 	/* symbol and number checked as check_order would */
 	memset(&o, 0, sizeof(o));
-	symbol_from_arg(fcinfo, 0, &o);
+	if (!PG_ARGISNULL(0))
+		tg_order_set_symbol(&o, PG_GETARG_DATUM(0));
 	if ((v = symbol_violation(&o)) != NULL)
 		tg_raise_violation(v, NULL, 0);
 	if (PG_ARGISNULL(1))
@@ -549,10 +554,7 @@ round_on_grid(FunctionCallInfo fcinfo, bool is_price)
 		tg_raise_violation(v, NULL, 0);
 	r = tg_registry_lookup(o.symbol, o.symbol_size);
 	if (r == NULL)
-		tg_raise_violation(make_violation(TG_RULE_UNKNOWN_SYMBOL,
-										  psprintf("symbol \"%.*s\" is not in the registry",
-												   o.symbol_size, o.symbol),
-										  NULL, NULL), NULL, 0);
+		tg_raise_violation(unknown_symbol_violation(&o), NULL, 0);
 
 	base = is_price ? r->min_price : r->min_qty;
 	step = is_price ? r->tick_size : r->step_size;

@@ -58,6 +58,8 @@ typedef struct TgViolation
 	char	   *hint;
 } TgViolation;
 
+extern void tg_order_set_symbol(TgOrder *o, Datum d);
+extern void tg_order_set_side(TgOrder *o, Datum d);
 extern List *tg_check_order(const TgOrder *order, bool all);
 extern void tg_raise_violation(const TgViolation *v, Relation rel, int attnum);
 extern const char *tg_rule_filter(TgRule rule);

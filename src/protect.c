@@ -19,7 +19,6 @@
  */
 #include "postgres.h"
 
-#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -226,30 +225,11 @@ tg_protect_row(const ProtectState *st, Relation rel, TupleTableSlot *slot)
 
 	d = slot_getattr(slot, st->attnum[COL_SYMBOL], &isnull);
 	if (!isnull)
-	{
-		o.symbol_size = toast_raw_datum_size(d) - VARHDRSZ;
-		o.symbol = "";
-		if (o.symbol_size <= TG_SYMBOL_INSPECT_MAX)
-		{
-			text	   *t = DatumGetTextPP(d);
-
-			o.symbol = VARDATA_ANY(t);
-			o.symbol_size = VARSIZE_ANY_EXHDR(t);
-		}
-	}
+		tg_order_set_symbol(&o, d);
 
 	d = slot_getattr(slot, st->attnum[COL_SIDE], &isnull);
 	if (!isnull)
-	{
-		o.side = "";
-		if (toast_raw_datum_size(d) - VARHDRSZ <= 4)
-		{
-			text	   *t = DatumGetTextPP(d);
-
-			o.side = VARDATA_ANY(t);
-			o.side_len = VARSIZE_ANY_EXHDR(t);
-		}
-	}
+		tg_order_set_side(&o, d);
 
 	d = slot_getattr(slot, st->attnum[COL_QUANTITY], &isnull);
 	if (!isnull)
