@@ -143,7 +143,9 @@ SELECT try($$SELECT trading_guard.check_order('BTCUSDT', 'BUY', 0.001, 65000)$$)
 INSERT INTO trading_guard.symbols (symbol, base_asset, quote_asset, min_qty, step_size,
                                    min_price, tick_size, min_notional, max_notional)
 VALUES ('FINEUSDT', 'FINE', 'USDT', 0.00000000000000000003, 0.00000000000000000003,
-        0.5, 0.5, 0.0000000001, 50000000000000000000);
+        0.5, 0.5, 0.0000000001, 50000000000000000000),
+       ('GRIDUSDT', 'GRID', 'USDT', 0.00001000, 0.00001000,
+        0.01000000, 0.01000000, 5, 0);
 SELECT label, try(format('SELECT trading_guard.check_order(%L, %L, %L, %L)', s, 'BUY', q, p))
   FROM (VALUES
     ('scale 20 on the step',        'FINEUSDT', '0.00000000000000000006', '12345678901234567890.5'),
@@ -151,5 +153,8 @@ SELECT label, try(format('SELECT trading_guard.check_order(%L, %L, %L, %L)', s, 
     ('20-digit price on the tick',  'FINEUSDT', '0.3',                    '12345678901234567890.5'),
     ('20-digit price off the tick', 'FINEUSDT', '0.3',                    '12345678901234567890.25'),
     ('notional above a huge max',   'FINEUSDT', '999999.3',               '99999999999999.5'),
-    ('notional of scale 21 below',  'FINEUSDT', '0.00000000000000000003', '0.5')
+    ('notional of scale 21 below',  'FINEUSDT', '0.00000000000000000003', '0.5'),
+    ('finer than the grid, on it',  'GRIDUSDT', '0.00100000000',          '65000.0000000000'),
+    ('finer than the grid, off it', 'GRIDUSDT', '0.00100000001',          '65000'),
+    ('finer than the tick, off it', 'GRIDUSDT', '0.001',                  '65000.0000000001')
   ) AS v(label, s, q, p);

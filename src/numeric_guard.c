@@ -191,6 +191,37 @@ tg_num_scaled(Numeric num, int scale, int64 *out)
 	return true;
 }
 
+/* Scale a grid filter once, at registry load (see TgScaledGrid). */
+void
+tg_num_grid_init(TgScaledGrid *grid, Numeric min, Numeric max, Numeric step)
+{
+	grid->scale = Max(Max(tg_num_dscale(min), tg_num_dscale(max)), tg_num_dscale(step));
+	grid->valid = tg_num_scaled(min, grid->scale, &grid->min) &&
+		tg_num_scaled(max, grid->scale, &grid->max) &&
+		tg_num_scaled(step, grid->scale, &grid->step);
+}
+
+/*
+ * Where x stands against a scaled grid filter (zero bounds and step are
+ * rules that are off), in integers; false when x does not fit at the grid's
+ * scale, and the caller must decide with numeric arithmetic.
+ */
+bool
+tg_num_grid_position(const TgScaledGrid *grid, Numeric x,
+					 bool *below, bool *above, bool *off_grid)
+{
+	int64		xi;
+	int64		offset;
+
+	if (!grid->valid || !tg_num_scaled(x, grid->scale, &xi) ||
+		pg_sub_s64_overflow(xi, grid->min, &offset))
+		return false;
+	*below = grid->min != 0 && xi < grid->min;
+	*above = grid->max != 0 && xi > grid->max;
+	*off_grid = grid->step != 0 && offset % grid->step != 0;
+	return true;
+}
+
 /* The end of a sentence "order quantity ..." describing the problem */
 const char *
 tg_numeric_problem_text(TgNumericProblem problem)

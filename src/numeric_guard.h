@@ -28,6 +28,23 @@ extern const char *tg_numeric_problem_text(TgNumericProblem problem);
 /* tg_num_scaled() works up to this scale (10^18 still fits in an int64) */
 #define TG_SCALED_MAX_SCALE 18
 
+/*
+ * A filter's minimum, maximum and step as whole numbers of 10^-scale units,
+ * computed once when the registry is loaded; valid = false when they do
+ * not fit, and callers then use numeric arithmetic.
+ */
+typedef struct TgScaledGrid
+{
+	bool		valid;
+	int			scale;
+	int64		min;
+	int64		max;
+	int64		step;
+} TgScaledGrid;
+
+extern void tg_num_grid_init(TgScaledGrid *grid, Numeric min, Numeric max, Numeric step);
+extern bool tg_num_grid_position(const TgScaledGrid *grid, Numeric x,
+								 bool *below, bool *above, bool *off_grid);
 extern int	tg_num_dscale(Numeric num);
 extern bool tg_num_scaled(Numeric num, int scale, int64 *out);
 extern int	tg_num_cmp(Numeric a, Numeric b);

@@ -17,7 +17,6 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
-#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -199,30 +198,15 @@ static const TgGridFilter price_filter = {
 /*
  * Where x stands against a grid filter: below its minimum, above its
  * maximum, off its grid.  A zero min, max or step is a rule that is off.
- * Usually all four values fit in int64 at a common scale and this costs a
- * few integer operations; otherwise exact numeric arithmetic decides.
+ * Usually a few integer operations on the filter scaled at registry load;
+ * otherwise exact numeric arithmetic decides.
  */
 static void
 grid_position(Numeric x, Numeric min, Numeric max, Numeric step,
-			  bool *below, bool *above, bool *off_grid)
+			  const TgScaledGrid *grid, bool *below, bool *above, bool *off_grid)
 {
-	int			scale = Max(Max(tg_num_dscale(x), tg_num_dscale(min)),
-							Max(tg_num_dscale(max), tg_num_dscale(step)));
-	int64		xi,
-				mini,
-				maxi,
-				stepi,
-				offset;
-
-	if (tg_num_scaled(x, scale, &xi) && tg_num_scaled(min, scale, &mini) &&
-		tg_num_scaled(max, scale, &maxi) && tg_num_scaled(step, scale, &stepi) &&
-		!pg_sub_s64_overflow(xi, mini, &offset))
-	{
-		*below = mini != 0 && xi < mini;
-		*above = maxi != 0 && xi > maxi;
-		*off_grid = stepi != 0 && offset % stepi != 0;
+	if (tg_num_grid_position(grid, x, below, above, off_grid))
 		return;
-	}
 	*below = positive(min) && tg_num_cmp(x, min) < 0;
 	*above = positive(max) && tg_num_cmp(x, max) > 0;
 	*off_grid = positive(step) &&
@@ -235,13 +219,14 @@ grid_position(Numeric x, Numeric min, Numeric max, Numeric step,
  */
 static List *
 check_grid(const TgGridFilter *f, Numeric x, Numeric min, Numeric max,
-		   Numeric step, const char *symbol, List *result, bool all)
+		   Numeric step, const TgScaledGrid *grid, const char *symbol,
+		   List *result, bool all)
 {
 	bool		below;
 	bool		above;
 	bool		off_grid;
 
-	grid_position(x, min, max, step, &below, &above, &off_grid);
+	grid_position(x, min, max, step, grid, &below, &above, &off_grid);
 	if (below)
 	{
 		result = lappend(result,
@@ -341,7 +326,7 @@ tg_check_order(const TgOrder *o, bool all)
 	if (qty_ok && r != NULL)
 	{
 		result = check_grid(&lot_size, o->quantity, r->min_qty, r->max_qty,
-							r->step_size, r->symbol, result, all);
+							r->step_size, &r->lot_size_grid, r->symbol, result, all);
 		if (!all && result != NIL)
 			return result;
 	}
@@ -357,7 +342,7 @@ tg_check_order(const TgOrder *o, bool all)
 	if (price_ok && r != NULL)
 	{
 		result = check_grid(&price_filter, o->price, r->min_price, r->max_price,
-							r->tick_size, r->symbol, result, all);
+							r->tick_size, &r->price_filter_grid, r->symbol, result, all);
 		if (!all && result != NIL)
 			return result;
 	}

@@ -138,6 +138,8 @@ registry_load(void)
 			r->tick_size = copy_numeric_column(tup, desc, 8);
 			r->min_notional = copy_numeric_column(tup, desc, 9);
 			r->max_notional = copy_numeric_column(tup, desc, 10);
+			tg_num_grid_init(&r->lot_size_grid, r->min_qty, r->max_qty, r->step_size);
+			tg_num_grid_init(&r->price_filter_grid, r->min_price, r->max_price, r->tick_size);
 		}
 		MemoryContextSwitchTo(callercxt);
 		SPI_finish();

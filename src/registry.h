@@ -10,6 +10,8 @@
 
 #include "utils/numeric.h"
 
+#include "numeric_guard.h"
+
 #include "trading_guard.h"
 
 /* One symbol's exchange filters; a zero numeric means "rule off". */
@@ -26,6 +28,8 @@ typedef struct TgSymbolRules
 	Numeric		tick_size;
 	Numeric		min_notional;	/* NOTIONAL / MIN_NOTIONAL */
 	Numeric		max_notional;
+	TgScaledGrid lot_size_grid;	/* the two grid filters, scaled at load */
+	TgScaledGrid price_filter_grid;
 } TgSymbolRules;
 
 extern const TgSymbolRules *tg_registry_lookup(const char *symbol, int len);
