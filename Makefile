@@ -17,9 +17,13 @@ OBJS = \
 	src/registry.o \
 	src/orders.o \
 	src/order_stats.o \
-	src/protect.o
+	src/protect.o \
+	src/audit.o \
+	src/audit_ddl.o
 
-DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The 1.0 script stays as released; newer versions are reached through the
+# upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.
+DATA = sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 PG_CPPFLAGS = -Isrc
 # -Wextra minus unused parameters: fmgr and GUC hook signatures are fixed.

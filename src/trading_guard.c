@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "audit.h"
 #include "order_stats.h"
 #include "shmem.h"
 #include "validate.h"
@@ -32,6 +33,7 @@ _PG_init(void)
 
 	tg_validate_init();
 	tg_order_stats_init();
+	tg_audit_init();
 
 	MarkGUCPrefixReserved("trading_guard");
 }

@@ -33,6 +33,12 @@
 #define ERRCODE_TG_ROUNDS_TO_ZERO		MAKE_SQLSTATE('T','G','0','4','1')
 /* TG051 (invalid exchange info) is raised by load_exchange_info() in SQL */
 
+/* row-level audit (src/audit.c, src/audit_ddl.c) */
+#define ERRCODE_TG_AUDIT_APPEND_ONLY	MAKE_SQLSTATE('T','G','0','6','0')
+#define ERRCODE_TG_NOT_AUDITED			MAKE_SQLSTATE('T','G','0','6','1')
+/* TG062 (a column both excluded and masked, or a masked key) is raised by enable_audit() in SQL */
+#define ERRCODE_TG_AUDIT_SETTINGS_STALE	MAKE_SQLSTATE('T','G','0','6','3')
+
 /*
  * Symbols: a base asset of 2 to 10 characters followed by a quote asset of
  * 2 to 10 characters, all A-Z or 0-9.

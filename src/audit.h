@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.h
+ *	  Row-level audit trail: the trigger of audited tables, the writer of
+ *	  trading_guard.audit_log, and the settings they use.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TG_AUDIT_H
+#define TG_AUDIT_H
+
+#include "utils/jsonb.h"
+
+/* GUCs (src/audit.c) */
+extern char *tg_audit_actor;
+extern bool tg_audit_unchanged_updates;
+
+extern void tg_audit_init(void);
+
+/*
+ * Write one audit row that is not a row change (enable, disable, DDL,
+ * purge): the session details are filled in, the table is named by relid or,
+ * for one that no longer exists, by schema and name.  detail may be NULL.
+ */
+extern void tg_audit_write_event(const char *operation, Oid relid,
+								 const char *schema, const char *name,
+								 Jsonb *detail);
+
+/* OIDs of the extension's objects in schema trading_guard (InvalidOid if absent) */
+extern Oid	tg_audit_log_oid(void);
+extern Oid	tg_audit_config_oid(void);
+
+#endif							/* TG_AUDIT_H */

@@ -1,0 +1,517 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_ddl.c
+ *	  Schema changes around the audit trail: the audit triggers of a table
+ *	  and its partitions, and the event triggers that record DDL on audited
+ *	  tables and on the audit objects themselves.
+ *
+ * The event triggers run as the user who issued the DDL.  What they record
+ * goes through the C writer (src/audit.c, no privilege needed); what they
+ * change (audit triggers on a new partition, settings of a detached one,
+ * the settings row of a dropped table) is done as the owner of audit_config,
+ * with the user id switched for those statements only, as the RI triggers
+ * of core do.
+ *
+ * Statements that trading_guard itself runs (creating and dropping audit
+ * triggers) set in_audit_ddl, so that the event triggers do not record
+ * them as if a user had issued them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "access/htup_details.h"
+
+#include "audit.h"
+#include "trading_guard.h"
+
+static bool in_audit_ddl = false;
+
+static const char *const audit_events[] = {"insert", "update", "delete", "truncate"};
+
+/*
+ * Run one SPI statement as the owner of audit_config.  Like every SPI call
+ * of this file it is not read-only, so that it sees what the DDL being
+ * handled has just changed.
+ */
+static void
+tg_spi_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args,
+				bool read_only, int expected)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			owner;
+	HeapTuple	tup;
+	int			ret;
+	int			nestlevel;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(tg_audit_config_oid()));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for trading_guard.audit_config");
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	/* as a SECURITY DEFINER function with SET search_path would run */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, read_only, 0);
+	AtEOXact_GUC(true, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+}
+
+/* Schema-qualified, quoted name of relation relid */
+static char *
+tg_qualified_name(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	if (name == NULL)
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  name);
+}
+
+/*
+ * Create the audit triggers of relid that are missing, ENABLE ALWAYS, so
+ * they fire under session_replication_role = replica too.  Caller has SPI.
+ */
+static void
+tg_attach_triggers(Oid relid)
+{
+	char	   *rel = tg_qualified_name(relid);
+	bool		save = in_audit_ddl;
+
+	in_audit_ddl = true;
+	PG_TRY();
+	{
+		for (int i = 0; i < (int) lengthof(audit_events); i++)
+		{
+			const char *ev = audit_events[i];
+			char	   *tgname = psprintf("trading_guard_audit_%s", ev);
+			Oid			argtypes[2] = {OIDOID, NAMEOID};
+			Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(tgname)};
+			const char *ref;
+
+			if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
+									  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+									  "   AND tgname OPERATOR(pg_catalog.=) $2",
+									  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read pg_trigger");
+			if (SPI_processed > 0)
+			{
+				/* there: make sure it fires always */
+				tg_spi_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
+										 rel, quote_identifier(tgname)),
+								0, NULL, NULL, false, SPI_OK_UTILITY);
+				continue;
+			}
+			ref = i == 0 ? "REFERENCING NEW TABLE AS tg_new_rows" :
+				i == 1 ? "REFERENCING OLD TABLE AS tg_old_rows NEW TABLE AS tg_new_rows" :
+				i == 2 ? "REFERENCING OLD TABLE AS tg_old_rows" : "";
+			tg_spi_as_owner(psprintf("CREATE TRIGGER %s AFTER %s ON %s %s FOR EACH STATEMENT"
+									 " EXECUTE FUNCTION trading_guard.audit_trigger()",
+									 quote_identifier(tgname),
+									 i == 0 ? "INSERT" : i == 1 ? "UPDATE" :
+									 i == 2 ? "DELETE" : "TRUNCATE",
+									 rel, ref),
+							0, NULL, NULL, false, SPI_OK_UTILITY);
+			tg_spi_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
+									 rel, quote_identifier(tgname)),
+							0, NULL, NULL, false, SPI_OK_UTILITY);
+		}
+	}
+	PG_FINALLY();
+	{
+		in_audit_ddl = save;
+	}
+	PG_END_TRY();
+}
+
+/* Drop the audit triggers of relid.  Caller has SPI. */
+static void
+tg_detach_triggers(Oid relid)
+{
+	char	   *rel = tg_qualified_name(relid);
+	bool		save = in_audit_ddl;
+
+	in_audit_ddl = true;
+	PG_TRY();
+	{
+		for (int i = 0; i < (int) lengthof(audit_events); i++)
+			tg_spi_as_owner(psprintf("DROP TRIGGER IF EXISTS trading_guard_audit_%s ON %s",
+									 audit_events[i], rel),
+							0, NULL, NULL, false, SPI_OK_UTILITY);
+	}
+	PG_FINALLY();
+	{
+		in_audit_ddl = save;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * SQL: audit_attach_triggers(tbl regclass) returns void
+ * SQL: audit_detach_triggers(tbl regclass) returns void
+ *
+ * Used by enable_audit() and disable_audit().  Not granted to PUBLIC.
+ */
+PG_FUNCTION_INFO_V1(tg_audit_attach_triggers);
+Datum
+tg_audit_attach_triggers(PG_FUNCTION_ARGS)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	tg_attach_triggers(PG_GETARG_OID(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(tg_audit_detach_triggers);
+Datum
+tg_audit_detach_triggers(PG_FUNCTION_ARGS)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	tg_detach_triggers(PG_GETARG_OID(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* {"command_tag": ..., "object_type": ..., ...}: the detail of a DDL row */
+static Jsonb *
+tg_ddl_detail(const char *tag, const char *object_type, const char *identity,
+			  int triggers_intact)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
+	const char *keys[] = {"command_tag", "object_type", "object_identity", "statement"};
+	const char *vals[] = {tag, object_type, identity, debug_query_string};
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < (int) lengthof(keys); i++)
+	{
+		if (vals[i] == NULL)
+			continue;
+		v.type = jbvString;
+		v.val.string.val = (char *) keys[i];
+		v.val.string.len = strlen(keys[i]);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.val.string.val = (char *) vals[i];
+		v.val.string.len = strlen(vals[i]);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	if (triggers_intact >= 0)
+	{
+		v.type = jbvString;
+		v.val.string.val = "audit_triggers_intact";
+		v.val.string.len = strlen(v.val.string.val);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.type = jbvBool;
+		v.val.boolean = triggers_intact > 0;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/* Text of column col of SPI result row, or NULL */
+static char *
+tg_spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+static Oid
+tg_spi_oid(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+								  col, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/*
+ * Bring the partitions of audited root up to date: audit triggers on every
+ * member of its tree, and tables that carry audit triggers but are covered
+ * by no settings any more (a partition just detached) keep being audited,
+ * with root's settings.
+ */
+static void
+tg_sync_partitions(Oid root)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(root)};
+	uint64		n;
+	Oid		   *members;
+
+	if (SPI_execute_with_args("SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)"
+							  " WHERE relid OPERATOR(pg_catalog.<>) $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the partitions of an audited table");
+	n = SPI_processed;
+	members = palloc(sizeof(Oid) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+		members[i] = tg_spi_oid(i, 1);
+	for (uint64 i = 0; i < n; i++)
+		tg_attach_triggers(members[i]);
+
+	/* detached partitions: still audited, as they were */
+	tg_spi_as_owner("INSERT INTO trading_guard.audit_config (table_name, exclude_columns, mask_columns)"
+					" SELECT DISTINCT t.tgrelid::pg_catalog.regclass, ac.exclude_columns, ac.mask_columns"
+					"   FROM pg_catalog.pg_trigger t, trading_guard.audit_config ac"
+					"  WHERE ac.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+					"    AND t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure"
+					"    AND NOT EXISTS (SELECT 1 FROM trading_guard.audit_config c"
+					"                     WHERE c.table_name OPERATOR(pg_catalog.=) t.tgrelid"
+					"                        OR c.table_name IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.tgrelid) a))",
+					1, argtypes, args, false, SPI_OK_INSERT);
+}
+
+/*
+ * Refuse DDL that leaves a masked or excluded column of audited root
+ * unknown (a rename or a drop): its values would be recorded in the clear.
+ */
+static void
+tg_check_settings(Oid root, Oid relid)
+{
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2] = {ObjectIdGetDatum(root), ObjectIdGetDatum(relid)};
+
+	if (SPI_execute_with_args("SELECT col FROM trading_guard.audit_config ac,"
+							  "       pg_catalog.unnest(ac.exclude_columns OPERATOR(pg_catalog.||) ac.mask_columns) col"
+							  " WHERE ac.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+							  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a"
+							  "                    WHERE a.attrelid OPERATOR(pg_catalog.=) $2"
+							  "                      AND a.attname OPERATOR(pg_catalog.=) col"
+							  "                      AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0)",
+							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read trading_guard.audit_config");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_AUDIT_SETTINGS_STALE),
+				 errmsg("column \"%s\" of audited table \"%s\" is masked or excluded from the audit",
+						tg_spi_text(0, 1), get_rel_name(relid)),
+				 errdetail("Renaming or dropping it would let its values be recorded in the clear."),
+				 errhint("Remove the column from the masked and excluded columns with trading_guard.enable_audit() first, in the same transaction.")));
+}
+
+/*
+ * SQL: audit_ddl_command_end() returns event_trigger
+ *
+ * Records DDL on audited tables (and their partitions, indexes, triggers,
+ * rules and policies) and on the objects of schema trading_guard, and keeps
+ * partitions created or attached later covered.
+ */
+PG_FUNCTION_INFO_V1(tg_audit_ddl_command_end);
+Datum
+tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_ddl_command_end: not fired by event trigger manager")));
+	if (in_audit_ddl || creating_extension || !OidIsValid(tg_audit_config_oid()))
+		PG_RETURN_NULL();
+
+	in_audit_ddl = true;
+	PG_TRY();
+	{
+		uint64		n;
+		SPITupleTable *tuptable;
+
+		/* make the command's own catalog changes visible to our queries */
+		CommandCounterIncrement();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("WITH cmd AS ("
+						" SELECT c.command_tag, c.object_type, c.object_identity, c.schema_name,"
+						"  CASE c.classid"
+						"   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
+						"    (SELECT CASE WHEN r.relkind OPERATOR(pg_catalog.=) ANY ('{i,I}'::pg_catalog.\"char\"[])"
+						"                 THEN (SELECT x.indrelid FROM pg_catalog.pg_index x"
+						"                        WHERE x.indexrelid OPERATOR(pg_catalog.=) r.oid)"
+						"                 ELSE r.oid END"
+						"       FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.objid)"
+						"   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
+						"    (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) c.objid)"
+						"   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
+						"    (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) c.objid)"
+						"   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
+						"    (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid OPERATOR(pg_catalog.=) c.objid)"
+						"  END AS relid"
+						" FROM pg_catalog.pg_event_trigger_ddl_commands() c)"
+						" SELECT cmd.command_tag, cmd.object_type, cmd.object_identity, cmd.relid,"
+						"  (SELECT ac.table_name::pg_catalog.oid FROM trading_guard.audit_config ac"
+						"    WHERE ac.table_name OPERATOR(pg_catalog.=) cmd.relid"
+						"       OR ac.table_name IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(cmd.relid) a)"
+						"    LIMIT 1) AS root,"
+						"  cmd.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AS own_object,"
+						"  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
+						"    WHERE t.tgrelid OPERATOR(pg_catalog.=) cmd.relid"
+						"      AND t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure"
+						"      AND t.tgenabled OPERATOR(pg_catalog.=) 'A')::pg_catalog.int4 AS enabled_triggers"
+						" FROM cmd",
+						false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
+		n = SPI_processed;
+		tuptable = SPI_tuptable;
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	row = tuptable->vals[i];
+			TupleDesc	desc = tuptable->tupdesc;
+			bool		isnull;
+			char	   *tag = SPI_getvalue(row, desc, 1);
+			char	   *type = SPI_getvalue(row, desc, 2);
+			char	   *identity = SPI_getvalue(row, desc, 3);
+			Datum		d;
+			Oid			relid = InvalidOid;
+			Oid			root = InvalidOid;
+			bool		own_object = false;
+			int			enabled = 0;
+
+			d = SPI_getbinval(row, desc, 4, &isnull);
+			if (!isnull)
+				relid = DatumGetObjectId(d);
+			d = SPI_getbinval(row, desc, 5, &isnull);
+			if (!isnull)
+				root = DatumGetObjectId(d);
+			d = SPI_getbinval(row, desc, 6, &isnull);
+			own_object = !isnull && DatumGetBool(d);
+			d = SPI_getbinval(row, desc, 7, &isnull);
+			enabled = isnull ? 0 : DatumGetInt32(d);
+
+			if (OidIsValid(root))
+			{
+				tg_check_settings(root, relid);
+				tg_sync_partitions(root);
+				tg_audit_write_event("DDL", relid, NULL, NULL,
+									 tg_ddl_detail(tag, type, identity,
+												   enabled == (int) lengthof(audit_events)));
+			}
+			else if (own_object)
+				tg_audit_write_event("DDL", relid, NULL, NULL,
+									 tg_ddl_detail(tag, type, identity, -1));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		in_audit_ddl = false;
+	}
+	PG_END_TRY();
+	PG_RETURN_NULL();
+}
+
+/*
+ * SQL: audit_sql_drop() returns event_trigger
+ *
+ * Records the drop of an audited table (or of one of its partitions) and
+ * of an audit trigger or an object of schema trading_guard; forgets the
+ * settings of a dropped audited table.
+ */
+PG_FUNCTION_INFO_V1(tg_audit_sql_drop);
+Datum
+tg_audit_sql_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_sql_drop: not fired by event trigger manager")));
+	if (in_audit_ddl || creating_extension || !OidIsValid(tg_audit_config_oid()))
+		PG_RETURN_NULL();
+
+	in_audit_ddl = true;
+	PG_TRY();
+	{
+		uint64		n;
+		SPITupleTable *tuptable;
+		const char *tag = GetCommandTagName(trigdata->tag);
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		/*
+		 * A dropped table was audited if it has settings, or if one of its
+		 * audit triggers went with it (a partition).  An audit trigger
+		 * dropped on its own is recorded as such.
+		 */
+		if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects())"
+						" SELECT d.object_type, d.object_identity, d.schema_name, d.object_name, d.objid,"
+						"        EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
+						"                 WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid) AS configured"
+						"   FROM d"
+						"  WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'"
+						"         AND (EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
+						"                       WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid)"
+						"              OR EXISTS (SELECT 1 FROM d t WHERE t.object_type OPERATOR(pg_catalog.=) 'trigger'"
+						"                          AND t.object_identity OPERATOR(pg_catalog.=)"
+						"                              ('trading_guard_audit_insert on ' OPERATOR(pg_catalog.||) d.object_identity))))"
+						"     OR (d.object_type OPERATOR(pg_catalog.=) 'trigger' AND d.original"
+						"         AND d.object_identity OPERATOR(pg_catalog.~~) 'trading\\_guard\\_audit\\_%')"
+						"     OR (d.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AND d.original)",
+						false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
+		n = SPI_processed;
+		tuptable = SPI_tuptable;
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	row = tuptable->vals[i];
+			TupleDesc	desc = tuptable->tupdesc;
+			char	   *type = SPI_getvalue(row, desc, 1);
+			char	   *identity = SPI_getvalue(row, desc, 2);
+			char	   *schema = SPI_getvalue(row, desc, 3);
+			char	   *name = SPI_getvalue(row, desc, 4);
+			bool		isnull;
+			Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 5, &isnull));
+			bool		configured = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+
+			if (strcmp(type, "table") == 0)
+			{
+				tg_audit_write_event("DDL", objid, schema, name,
+									 tg_ddl_detail(tag, type, identity, -1));
+				if (configured)
+				{
+					Oid			argtypes[1] = {OIDOID};
+					Datum		args[1] = {ObjectIdGetDatum(objid)};
+
+					tg_spi_as_owner("DELETE FROM trading_guard.audit_config"
+									" WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+									1, argtypes, args, false, SPI_OK_DELETE);
+				}
+			}
+			else
+				tg_audit_write_event("DDL", InvalidOid, schema, NULL,
+									 tg_ddl_detail(tag, type, identity, -1));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		in_audit_ddl = false;
+	}
+	PG_END_TRY();
+	PG_RETURN_NULL();
+}
