@@ -134,8 +134,8 @@ typedef struct TgAuditRel
 	Oid			relid;			/* hash key */
 	bool		valid;
 	MemoryContext cxt;			/* everything below */
-	NameData	schema;
-	NameData	name;
+	Datum		schema;			/* text */
+	Datum		name;			/* text */
 	int			ncols;			/* recorded (not excluded) columns */
 	TgAuditColumn *cols;		/* in attnum order */
 	int		   *jsonb_order;	/* indexes into cols, in jsonb key order */
@@ -153,8 +153,8 @@ typedef struct TgAuditCommon
 {
 	TimestampTz event_time;
 	FullTransactionId fxid;
-	NameData	session_user_name;
-	NameData	current_user_name;
+	Datum		session_user_name;
+	Datum		current_user_name;
 	Datum		client_addr;
 	bool		client_addr_null;
 	Datum		application_name;
@@ -188,9 +188,9 @@ static int	ids_left = 0;
 
 /* session details that change rarely: looked up again when they change */
 static Oid	cached_session_user = InvalidOid;
-static NameData cached_session_user_name;
+static Datum cached_session_user_name;
 static Oid	cached_current_user = InvalidOid;
-static NameData cached_current_user_name;
+static Datum cached_current_user_name;
 static bool client_addr_known = false;
 static Datum cached_client_addr;
 static bool cached_client_addr_null;
@@ -512,8 +512,8 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 	tg_check_setting_columns(rel, mask, "masked");
 
 	old = MemoryContextSwitchTo(ar->cxt);
-	namestrcpy(&ar->schema, get_namespace_name(RelationGetNamespace(rel)));
-	namestrcpy(&ar->name, RelationGetRelationName(rel));
+	ar->schema = CStringGetTextDatum(get_namespace_name(RelationGetNamespace(rel)));
+	ar->name = CStringGetTextDatum(RelationGetRelationName(rel));
 	ar->cols = palloc0(sizeof(TgAuditColumn) * desc->natts);
 	n = 0;
 	ar->nkeys = 0;
@@ -720,6 +720,15 @@ tg_row_image(TgAuditRel *ar, TupleTableSlot *slot, bool key_only)
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
+/* The primary key of a row as the text of its jsonb object: {"id": 42} */
+static Datum
+tg_key_text(TgAuditRel *ar, TupleTableSlot *slot)
+{
+	Jsonb	   *key = DatumGetJsonbP(tg_row_image(ar, slot, true));
+
+	return CStringGetTextDatum(JsonbToCString(NULL, &key->root, VARSIZE(key)));
+}
+
 /* Are the values of column col equal in both slots? */
 static bool
 tg_same_value(TgAuditColumn *col, TupleTableSlot *a, TupleTableSlot *b)
@@ -737,16 +746,25 @@ tg_same_value(TgAuditColumn *col, TupleTableSlot *a, TupleTableSlot *b)
  * ------------------------------------------------------------------------
  */
 
-/* The name of role roleid, looked up again only when the role changes */
-static void
-tg_role_name(Oid roleid, Oid *cached_id, NameData *cached_name, NameData *out)
+/*
+ * The name of role roleid as a text datum (in TopMemoryContext), looked up
+ * again only when the role changes.
+ */
+static Datum
+tg_role_name(Oid roleid, Oid *cached_id, Datum *cached_name)
 {
 	if (roleid != *cached_id)
 	{
-		namestrcpy(cached_name, GetUserNameFromId(roleid, false));
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		Datum		name = CStringGetTextDatum(GetUserNameFromId(roleid, false));
+
+		MemoryContextSwitchTo(old);
+		if (OidIsValid(*cached_id))
+			pfree(DatumGetPointer(*cached_name));
+		*cached_name = name;
 		*cached_id = roleid;
 	}
-	*out = *cached_name;
+	return *cached_name;
 }
 
 static void
@@ -754,10 +772,10 @@ tg_audit_common(TgAuditCommon *c)
 {
 	c->event_time = GetCurrentTimestamp();
 	c->fxid = GetTopFullTransactionId();
-	tg_role_name(GetSessionUserId(), &cached_session_user,
-				 &cached_session_user_name, &c->session_user_name);
-	tg_role_name(GetUserId(), &cached_current_user,
-				 &cached_current_user_name, &c->current_user_name);
+	c->session_user_name = tg_role_name(GetSessionUserId(), &cached_session_user,
+										&cached_session_user_name);
+	c->current_user_name = tg_role_name(GetUserId(), &cached_current_user,
+										&cached_current_user_name);
 
 	if (!client_addr_known)
 	{
@@ -890,8 +908,8 @@ tg_writer_add(TgAuditWriter *w, Datum *values, bool *nulls)
 	values[AL_ID] = Int64GetDatum(tg_audit_next_id());
 	values[AL_EVENT_TIME] = TimestampTzGetDatum(c->event_time);
 	values[AL_TXID] = FullTransactionIdGetDatum(c->fxid);
-	values[AL_SESSION_USER] = NameGetDatum(&c->session_user_name);
-	values[AL_CURRENT_USER] = NameGetDatum(&c->current_user_name);
+	values[AL_SESSION_USER] = c->session_user_name;
+	values[AL_CURRENT_USER] = c->current_user_name;
 	values[AL_CLIENT_ADDR] = c->client_addr;
 	values[AL_APPLICATION_NAME] = c->application_name;
 	values[AL_ACTOR] = c->actor;
@@ -922,8 +940,6 @@ tg_audit_write_event(const char *operation, Oid relid,
 	TgAuditWriter w;
 	Datum		values[AL_NATTS];
 	bool		nulls[AL_NATTS];
-	NameData	schema_name;
-	NameData	table_name;
 
 	memset(nulls, true, sizeof(nulls));
 	if (OidIsValid(relid))
@@ -940,14 +956,12 @@ tg_audit_write_event(const char *operation, Oid relid,
 	}
 	if (schema != NULL)
 	{
-		namestrcpy(&schema_name, schema);
-		values[AL_SCHEMA_NAME] = NameGetDatum(&schema_name);
+		values[AL_SCHEMA_NAME] = CStringGetTextDatum(schema);
 		nulls[AL_SCHEMA_NAME] = false;
 	}
 	if (name != NULL)
 	{
-		namestrcpy(&table_name, name);
-		values[AL_TABLE_NAME] = NameGetDatum(&table_name);
+		values[AL_TABLE_NAME] = CStringGetTextDatum(name);
 		nulls[AL_TABLE_NAME] = false;
 	}
 	values[AL_OPERATION] = CStringGetTextDatum(operation);
@@ -1062,8 +1076,8 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 		}
 
 		values[AL_TABLE_OID] = ObjectIdGetDatum(relid);
-		values[AL_SCHEMA_NAME] = NameGetDatum(&ar->schema);
-		values[AL_TABLE_NAME] = NameGetDatum(&ar->name);
+		values[AL_SCHEMA_NAME] = ar->schema;
+		values[AL_TABLE_NAME] = ar->name;
 		values[AL_OPERATION] = op;
 		nulls[AL_TABLE_OID] = nulls[AL_SCHEMA_NAME] = false;
 		nulls[AL_TABLE_NAME] = nulls[AL_OPERATION] = false;
@@ -1080,11 +1094,11 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 		}
 		if (ar->nkeys > 0)
 		{
-			values[AL_ROW_KEY] = tg_row_image(ar, have_new ? newslot : oldslot, true);
+			values[AL_ROW_KEY] = tg_key_text(ar, have_new ? newslot : oldslot);
 			nulls[AL_ROW_KEY] = false;
 			if (key_changed)
 			{
-				values[AL_OLD_KEY] = tg_row_image(ar, oldslot, true);
+				values[AL_OLD_KEY] = tg_key_text(ar, oldslot);
 				nulls[AL_OLD_KEY] = false;
 			}
 		}
@@ -1163,8 +1177,8 @@ tg_audit_trigger(PG_FUNCTION_ARGS)
 
 		memset(nulls, true, sizeof(nulls));
 		values[AL_TABLE_OID] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
-		values[AL_SCHEMA_NAME] = NameGetDatum(&ar->schema);
-		values[AL_TABLE_NAME] = NameGetDatum(&ar->name);
+		values[AL_SCHEMA_NAME] = ar->schema;
+		values[AL_TABLE_NAME] = ar->name;
 		values[AL_OPERATION] = CStringGetTextDatum(operation);
 		nulls[AL_TABLE_OID] = nulls[AL_SCHEMA_NAME] = false;
 		nulls[AL_TABLE_NAME] = nulls[AL_OPERATION] = false;
