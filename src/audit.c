@@ -28,15 +28,18 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -94,6 +97,7 @@ enum
 	AL_APPLICATION_NAME,
 	AL_ACTOR,
 	AL_ROW_KEY,
+	AL_KEY_HASH,
 	AL_OLD_KEY,
 	AL_OLD_ROW,
 	AL_NEW_ROW,
@@ -162,9 +166,32 @@ typedef struct TgAuditCommon
 } TgAuditCommon;
 
 /* An open audit_log and the batch of rows waiting to be inserted */
+/*
+ * audit_log's indexes, as the writer maintains them: built once per backend
+ * (and again after a relcache invalidation of audit_log, which any index
+ * change sends), so a firing opens the indexes but builds nothing.  An index
+ * the fast path cannot maintain (expressions, exclusion constraints,
+ * deferred uniqueness) sends the writer down the executor's own path.
+ */
+typedef struct TgAuditIndexes
+{
+	bool		valid;
+	bool		use_executor;
+	MemoryContext cxt;
+	int			n;
+	Oid		   *oids;
+	IndexInfo **info;
+	ExprState **pred;			/* partial index predicate, or NULL */
+} TgAuditIndexes;
+
 typedef struct TgAuditWriter
 {
 	Relation	rel;
+	MemoryContext cxt;			/* lives as long as the writer */
+	/* fast path */
+	Relation   *indexes;
+	ExprContext *econtext;
+	/* executor path */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	BulkInsertState bistate;
@@ -176,6 +203,7 @@ typedef struct TgAuditWriter
 	TgAuditCommon common;
 } TgAuditWriter;
 
+static TgAuditIndexes log_indexes;
 static HTAB *audit_cache = NULL;
 static MemoryContext audit_cache_cxt = NULL;
 static Oid	audit_log_oid = InvalidOid;
@@ -214,12 +242,16 @@ tg_audit_relcache_callback(Datum arg, Oid relid)
 		if (entry != NULL)
 			entry->ar->valid = false;
 		if (relid == audit_log_oid)
+		{
 			audit_log_oid = InvalidOid;
+			log_indexes.valid = false;
+		}
 		return;
 	}
 
 	if (!OidIsValid(relid))
 	{
+		log_indexes.valid = false;
 		audit_log_oid = InvalidOid;
 		audit_config_oid = InvalidOid;
 		audit_seq_oid = InvalidOid;
@@ -720,13 +752,131 @@ tg_row_image(TgAuditRel *ar, TupleTableSlot *slot, bool key_only)
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
-/* The primary key of a row as the text of its jsonb object: {"id": 42} */
+/*
+ * The primary key of a row as the text of its jsonb object, exactly as
+ * jsonb_out() would print it ({"id": 42}, keys in jsonb order), written
+ * directly rather than through a jsonb value.
+ */
 static Datum
 tg_key_text(TgAuditRel *ar, TupleTableSlot *slot)
 {
-	Jsonb	   *key = DatumGetJsonbP(tg_row_image(ar, slot, true));
+	StringInfoData buf;
+	bool		first = true;
 
-	return CStringGetTextDatum(JsonbToCString(NULL, &key->root, VARSIZE(key)));
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < ar->ncols; i++)
+	{
+		TgAuditColumn *col = &ar->cols[ar->jsonb_order[i]];
+		int			att = col->attnum - 1;
+		JsonbValue	v;
+
+		if (!col->is_key)
+			continue;
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		escape_json(&buf, col->name);
+		appendStringInfoString(&buf, ": ");
+
+		if (slot->tts_isnull[att])
+		{
+			appendStringInfoString(&buf, "null");
+			continue;
+		}
+		if (col->kind == TG_COL_INT)
+		{
+			char		num[MAXINT8LEN + 1];
+			Datum		d = slot->tts_values[att];
+
+			pg_lltoa(col->basetype == INT8OID ? DatumGetInt64(d) :
+					 col->basetype == INT4OID ? DatumGetInt32(d) : DatumGetInt16(d),
+					 num);
+			appendStringInfoString(&buf, num);
+			continue;
+		}
+		tg_column_value(col, slot->tts_values[att], &v);
+		switch (v.type)
+		{
+			case jbvString:
+				{
+					char	   *str = pnstrdup(v.val.string.val, v.val.string.len);
+
+					escape_json(&buf, str);
+					break;
+				}
+			case jbvNumeric:
+				appendStringInfoString(&buf,
+									   DatumGetCString(DirectFunctionCall1(numeric_out,
+																		   NumericGetDatum(v.val.numeric))));
+				break;
+			case jbvBool:
+				appendStringInfoString(&buf, v.val.boolean ? "true" : "false");
+				break;
+			case jbvBinary:
+				(void) JsonbToCString(&buf, v.val.binary.data, v.val.binary.len);
+				break;
+			default:
+				appendStringInfoString(&buf, "null");
+				break;
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	return PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
+}
+
+/*
+ * The index key of a row key's text: for {"name": <integer>} (one member
+ * whose value is an integer that fits in 64 bits) the integer itself, so
+ * that keys handed out by a sequence land at the right edge of the index;
+ * for anything else a 64-bit hash of the text.  A function of the text
+ * alone, so history() computes the same from the key it is given.
+ */
+static int64
+tg_key_hash(text *key)
+{
+	const char *s = VARDATA_ANY(key);
+	int			len = VARSIZE_ANY_EXHDR(key);
+	int			sep = -1;
+
+	/* the last '": ' separates the last member's name from its value */
+	for (int i = len - 3; i >= 2; i--)
+		if (s[i] == '"' && s[i + 1] == ':' && s[i + 2] == ' ')
+		{
+			sep = i;
+			break;
+		}
+	if (len >= 7 && s[0] == '{' && s[1] == '"' && s[len - 1] == '}' && sep > 0)
+	{
+		const char *v = s + sep + 3;
+		const char *end = s + len - 1;
+		bool		neg = (v < end && *v == '-');
+		bool		single = true;
+		uint64		n = 0;
+		const char *p;
+
+		for (int i = 2; i + 2 < sep && single; i++)
+			single = !(s[i] == '"' && s[i + 1] == ',' && s[i + 2] == ' ');
+		p = neg ? v + 1 : v;
+		if (single && p < end && end - p <= 18)
+		{
+			for (; p < end && *p >= '0' && *p <= '9'; p++)
+				n = n * 10 + (*p - '0');
+			if (p == end)
+				return neg ? -(int64) n : (int64) n;
+		}
+	}
+	return (int64) hash_bytes_extended((const unsigned char *) s, len, 0);
+}
+
+/*
+ * SQL: audit_key_hash(row_key text) returns bigint
+ */
+PG_FUNCTION_INFO_V1(tg_audit_key_hash);
+Datum
+tg_audit_key_hash(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(tg_key_hash(PG_GETARG_TEXT_PP(0)));
 }
 
 /* Are the values of column col equal in both slots? */
@@ -821,6 +971,48 @@ tg_audit_next_id(void)
 	return next_id++;
 }
 
+/* (Re)build log_indexes from audit_log, which the caller has open */
+static void
+tg_log_indexes_build(Relation rel)
+{
+	List	   *oids = RelationGetIndexList(rel);
+	MemoryContext old;
+	int			i = 0;
+	ListCell   *lc;
+
+	if (log_indexes.cxt == NULL)
+		log_indexes.cxt = AllocSetContextCreate(TopMemoryContext,
+												"trading_guard audit_log indexes",
+												ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(log_indexes.cxt);
+	log_indexes.valid = false;
+	log_indexes.use_executor = false;
+
+	old = MemoryContextSwitchTo(log_indexes.cxt);
+	log_indexes.n = list_length(oids);
+	log_indexes.oids = palloc(sizeof(Oid) * Max(log_indexes.n, 1));
+	log_indexes.info = palloc(sizeof(IndexInfo *) * Max(log_indexes.n, 1));
+	log_indexes.pred = palloc0(sizeof(ExprState *) * Max(log_indexes.n, 1));
+	foreach(lc, oids)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *ii = BuildIndexInfo(index);
+
+		if (ii->ii_Expressions != NIL || ii->ii_ExclusionOps != NULL ||
+			!index->rd_index->indimmediate)
+			log_indexes.use_executor = true;
+		if (ii->ii_Predicate != NIL)
+			log_indexes.pred[i] = ExecInitQual(ii->ii_Predicate, NULL);
+		log_indexes.oids[i] = lfirst_oid(lc);
+		log_indexes.info[i] = ii;
+		index_close(index, NoLock);
+		i++;
+	}
+	MemoryContextSwitchTo(old);
+	list_free(oids);
+	log_indexes.valid = true;
+}
+
 static void
 tg_writer_open(TgAuditWriter *w)
 {
@@ -836,15 +1028,69 @@ tg_writer_open(TgAuditWriter *w)
 	w->rel = table_open(logoid, RowExclusiveLock);
 	if (RelationGetDescr(w->rel)->natts != AL_NATTS)
 		elog(ERROR, "trading_guard.audit_log does not have the columns of this version");
-	w->estate = CreateExecutorState();
-	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
-	ExecOpenIndices(w->rri, false);
-	w->cid = GetCurrentCommandId(true);
-	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+	w->cxt = AllocSetContextCreate(CurrentMemoryContext,
+								   "trading_guard audit writer",
+								   ALLOCSET_DEFAULT_SIZES);
+	w->batch_cxt = AllocSetContextCreate(w->cxt,
 										 "trading_guard audit batch",
 										 ALLOCSET_DEFAULT_SIZES);
+	w->cid = GetCurrentCommandId(true);
+
+	/* opening audit_log has processed any invalidation of its indexes */
+	if (!log_indexes.valid)
+		tg_log_indexes_build(w->rel);
+
+	if (log_indexes.use_executor)
+	{
+		w->estate = CreateExecutorState();
+		w->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+		ExecOpenIndices(w->rri, false);
+	}
+	else
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		w->indexes = palloc(sizeof(Relation) * Max(log_indexes.n, 1));
+		for (int i = 0; i < log_indexes.n; i++)
+		{
+			w->indexes[i] = index_open(log_indexes.oids[i], RowExclusiveLock);
+			/* AM state (BRIN's descriptor) lives only as long as this writer */
+			log_indexes.info[i]->ii_AmCache = NULL;
+			log_indexes.info[i]->ii_Context = w->cxt;
+		}
+		w->econtext = CreateStandaloneExprContext();
+		MemoryContextSwitchTo(old);
+	}
 	tg_audit_common(&w->common);
+}
+
+/* Index entries of one inserted audit row, without the executor */
+static void
+tg_writer_index_row(TgAuditWriter *w, TupleTableSlot *slot)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+
+	for (int i = 0; i < log_indexes.n; i++)
+	{
+		IndexInfo  *ii = log_indexes.info[i];
+
+		if (log_indexes.pred[i] != NULL)
+		{
+			bool		match;
+
+			w->econtext->ecxt_scantuple = slot;
+			match = ExecQual(log_indexes.pred[i], w->econtext);
+			ResetExprContext(w->econtext);
+			if (!match)
+				continue;
+		}
+		FormIndexDatum(ii, slot, NULL, values, isnull);
+		index_insert(w->indexes[i], values, isnull, &slot->tts_tid, w->rel,
+					 w->indexes[i]->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, ii);
+	}
 }
 
 /* Insert the batched rows and their index entries */
@@ -863,7 +1109,7 @@ tg_writer_flush(TgAuditWriter *w)
 	}
 	for (int i = 0; i < w->n; i++)
 	{
-		if (w->rri->ri_NumIndices > 0)
+		if (w->rri != NULL)
 		{
 			List	   *recheck;
 
@@ -872,6 +1118,8 @@ tg_writer_flush(TgAuditWriter *w)
 			list_free(recheck);
 			ResetPerTupleExprContext(w->estate);
 		}
+		else
+			tg_writer_index_row(w, w->slots[i]);
 		ExecClearTuple(w->slots[i]);
 	}
 	w->n = 0;
@@ -886,10 +1134,22 @@ tg_writer_close(TgAuditWriter *w)
 		FreeBulkInsertState(w->bistate);
 	for (int i = 0; i < w->nslots; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
-	ExecCloseIndices(w->rri);
-	FreeExecutorState(w->estate);
+	if (w->rri != NULL)
+	{
+		ExecCloseIndices(w->rri);
+		FreeExecutorState(w->estate);
+	}
+	else
+	{
+		for (int i = 0; i < log_indexes.n; i++)
+		{
+			log_indexes.info[i]->ii_AmCache = NULL;
+			index_close(w->indexes[i], NoLock);
+		}
+		FreeExprContext(w->econtext, true);
+	}
 	table_close(w->rel, NoLock);
-	MemoryContextDelete(w->batch_cxt);
+	MemoryContextDelete(w->cxt);
 }
 
 /*
@@ -1095,7 +1355,8 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 		if (ar->nkeys > 0)
 		{
 			values[AL_ROW_KEY] = tg_key_text(ar, have_new ? newslot : oldslot);
-			nulls[AL_ROW_KEY] = false;
+			values[AL_KEY_HASH] = Int64GetDatum(tg_key_hash(DatumGetTextPP(values[AL_ROW_KEY])));
+			nulls[AL_ROW_KEY] = nulls[AL_KEY_HASH] = false;
 			if (key_changed)
 			{
 				values[AL_OLD_KEY] = tg_key_text(ar, oldslot);
