@@ -40,7 +40,12 @@ REGRESS = \
 	validate_numeric \
 	registry \
 	check_order \
-	protect_orders
+	protect_orders \
+	audit \
+	audit_types \
+	audit_partitions \
+	audit_guard \
+	upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale
 

@@ -263,7 +263,8 @@ SELECT ac.table_name,
        ac.enabled_by,
        ac.updated_at,
        (SELECT pg_catalog.count(*) = 0
-          FROM pg_catalog.pg_partition_tree(ac.table_name) m
+          FROM (SELECT relid FROM pg_catalog.pg_partition_tree(ac.table_name)
+                UNION SELECT ac.table_name) m
           CROSS JOIN (VALUES ('insert'), ('update'), ('delete'), ('truncate')) e(ev)
          WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                             WHERE t.tgrelid = m.relid

@@ -1027,7 +1027,12 @@ tg_writer_open(TgAuditWriter *w)
 	memset(w, 0, offsetof(TgAuditWriter, slots));
 	w->rel = table_open(logoid, RowExclusiveLock);
 	if (RelationGetDescr(w->rel)->natts != AL_NATTS)
-		elog(ERROR, "trading_guard.audit_log does not have the columns of this version");
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trading_guard.audit_log does not have the columns this version of trading_guard writes"),
+				 errdetail("It has %d columns (dropped ones included) instead of %d.",
+						   RelationGetDescr(w->rel)->natts, AL_NATTS),
+				 errhint("The audit log is not to be altered; nothing can be audited until it is restored.")));
 	w->cxt = AllocSetContextCreate(CurrentMemoryContext,
 								   "trading_guard audit writer",
 								   ALLOCSET_DEFAULT_SIZES);

@@ -158,9 +158,21 @@ tg_detach_triggers(Oid relid)
 	PG_TRY();
 	{
 		for (int i = 0; i < (int) lengthof(audit_events); i++)
-			tg_spi_as_owner(psprintf("DROP TRIGGER IF EXISTS trading_guard_audit_%s ON %s",
-									 audit_events[i], rel),
-							0, NULL, NULL, false, SPI_OK_UTILITY);
+		{
+			char	   *tgname = psprintf("trading_guard_audit_%s", audit_events[i]);
+			Oid			argtypes[2] = {OIDOID, NAMEOID};
+			Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(tgname)};
+
+			if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
+									  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+									  "   AND tgname OPERATOR(pg_catalog.=) $2",
+									  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read pg_trigger");
+			if (SPI_processed > 0)
+				tg_spi_as_owner(psprintf("DROP TRIGGER %s ON %s",
+										 quote_identifier(tgname), rel),
+								0, NULL, NULL, false, SPI_OK_UTILITY);
+		}
 	}
 	PG_FINALLY();
 	{

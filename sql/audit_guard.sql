@@ -1,0 +1,127 @@
+--
+-- Row-level audit: append-only log, fail closed, replicas, privileges,
+-- DDL on record, purge_audit()
+--
+CREATE TABLE book (id int PRIMARY KEY, qty numeric, secret text);
+SELECT trading_guard.enable_audit('book', mask_columns => '{secret}');
+INSERT INTO book VALUES (1, 10, 'k1');
+
+-- append-only, for the superuser (the owner) too, even with triggers off
+UPDATE trading_guard.audit_log SET actor = 'forged';
+DELETE FROM trading_guard.audit_log;
+DELETE FROM trading_guard.audit_log WHERE false;
+TRUNCATE trading_guard.audit_log;
+SET session_replication_role = replica;
+DELETE FROM trading_guard.audit_log;
+-- and the audit triggers fire on a replica too
+INSERT INTO book VALUES (2, 20, 'k2');
+RESET session_replication_role;
+SELECT operation, row_key FROM trading_guard.audit_log
+ WHERE table_name = 'book' AND operation = 'INSERT' ORDER BY id;
+
+-- fail closed: when the audit row cannot be written, the change does not happen
+-- (changing audit_log is itself refused while the DDL event trigger is on,
+-- because the change could not be recorded)
+BEGIN;
+ALTER TABLE trading_guard.audit_log ADD COLUMN extra int;
+ROLLBACK;
+BEGIN;
+ALTER EVENT TRIGGER trading_guard_audit_ddl DISABLE;
+ALTER TABLE trading_guard.audit_log ADD COLUMN extra int;
+INSERT INTO book VALUES (3, 30, 'k3');
+ROLLBACK;
+SELECT count(*) AS book_rows FROM book;
+-- a stale setting (the masked column is gone) also stops the change, and
+-- the DDL that would cause it is refused
+ALTER TABLE book RENAME COLUMN secret TO secret2;
+ALTER TABLE book DROP COLUMN secret;
+BEGIN;
+SELECT trading_guard.enable_audit('book');
+ALTER TABLE book RENAME COLUMN secret TO api_secret;
+SELECT trading_guard.enable_audit('book', mask_columns => '{api_secret}');
+COMMIT;
+SELECT table_name, masked FROM trading_guard.audited_tables WHERE table_name = 'book'::regclass;
+-- an audit trigger on a table that is not audited refuses to run
+CREATE TABLE stray (id int);
+CREATE TRIGGER stray_audit AFTER INSERT ON stray REFERENCING NEW TABLE AS n
+    FOR EACH STATEMENT EXECUTE FUNCTION trading_guard.audit_trigger();
+INSERT INTO stray VALUES (1);
+DROP TRIGGER stray_audit ON stray;
+CREATE TRIGGER stray_audit_row AFTER INSERT ON stray
+    FOR EACH ROW EXECUTE FUNCTION trading_guard.audit_trigger();
+INSERT INTO stray VALUES (1);
+DROP TABLE stray;
+
+-- tampering with the audit triggers and DDL on audited tables is recorded
+ALTER TABLE book DISABLE TRIGGER trading_guard_audit_update;
+SELECT table_name, triggers_intact FROM trading_guard.audited_tables WHERE table_name = 'book'::regclass;
+ALTER TABLE book ENABLE TRIGGER trading_guard_audit_update;
+DROP TRIGGER trading_guard_audit_delete ON book;
+ALTER TABLE book ADD COLUMN venue text;
+CREATE INDEX ON book (qty);
+-- enable_audit() repairs the triggers
+SELECT trading_guard.enable_audit('book', mask_columns => '{api_secret}');
+SELECT table_name, triggers_intact FROM trading_guard.audited_tables WHERE table_name = 'book'::regclass;
+ALTER TABLE trading_guard.audit_log DISABLE TRIGGER audit_log_append_only;
+ALTER TABLE trading_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+SELECT operation, table_name, new_row->>'command_tag' AS tag, new_row->>'object_type' AS type,
+       new_row->>'object_identity' AS object, new_row->>'audit_triggers_intact' AS intact,
+       new_row->>'statement' AS statement
+  FROM trading_guard.audit_log
+ WHERE operation IN ('DDL', 'AUDIT ENABLE', 'AUDIT CHANGE') AND table_name IN ('book', 'audit_log')
+    OR (operation = 'DDL' AND table_name IS NULL AND new_row->>'object_identity' LIKE '% on public.book')
+ ORDER BY id;
+-- dropping an audited table is recorded and forgets its settings
+DROP TABLE book;
+SELECT operation, schema_name, table_name, new_row->>'command_tag' AS tag
+  FROM trading_guard.audit_log WHERE id = (SELECT max(id) FROM trading_guard.audit_log);
+SELECT count(*) FROM trading_guard.audit_config WHERE table_name::text = 'book';
+
+-- privileges: an ordinary role is audited but can neither read nor write
+-- the log, nor change what is audited
+CREATE ROLE tg_trader;
+CREATE ROLE tg_auditor;
+GRANT SELECT ON trading_guard.audit_log TO tg_auditor;
+CREATE TABLE ledger (id int PRIMARY KEY, amount numeric);
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ledger TO tg_trader;
+SELECT trading_guard.enable_audit('ledger');
+SET ROLE tg_trader;
+INSERT INTO ledger VALUES (1, 100);
+UPDATE ledger SET amount = 50;
+SELECT count(*) FROM trading_guard.audit_log;
+INSERT INTO trading_guard.audit_log (id, event_time, txid, operation, session_user_name, current_user_name)
+    VALUES (1, now(), '1', 'INSERT', 'x', 'y');
+SELECT trading_guard.enable_audit('ledger', mask_columns => '{amount}');
+SELECT trading_guard.disable_audit('ledger');
+SELECT trading_guard.purge_audit('1 day');
+SELECT trading_guard.audit_record('INSERT', 'ledger', NULL);
+SELECT count(*) FROM trading_guard.history('ledger', '{"id": 1}');
+RESET ROLE;
+-- the auditor reads, and history() works for it
+SET ROLE tg_auditor;
+SELECT operation, current_user_name, row_key FROM trading_guard.history('ledger', '{"id": 1}');
+DELETE FROM trading_guard.audit_log;
+RESET ROLE;
+
+-- purge_audit(): the only way out, recorded, only for what is old enough
+SELECT trading_guard.purge_audit('-1 day');
+SELECT trading_guard.purge_audit(NULL);
+SELECT trading_guard.purge_audit('100 years');
+SELECT count(*) > 0 AS rows_left FROM trading_guard.audit_log;
+SELECT trading_guard.purge_audit('0') > 0 AS purged;
+-- only the purge's own record is left
+SELECT operation, table_name, new_row->>'older_than' AS older_than,
+       (new_row->>'rows_removed')::int > 0 AS removed
+  FROM trading_guard.audit_log ORDER BY id;
+GRANT EXECUTE ON FUNCTION trading_guard.purge_audit(interval) TO tg_auditor;
+SET ROLE tg_auditor;
+SELECT trading_guard.purge_audit('1 hour');
+RESET ROLE;
+SELECT operation, current_user_name, (new_row->>'rows_removed')::int > 0 AS removed
+  FROM trading_guard.audit_log WHERE operation = 'PURGE' ORDER BY id;
+
+DROP TABLE ledger;
+REVOKE ALL ON FUNCTION trading_guard.purge_audit(interval) FROM tg_auditor;
+REVOKE ALL ON trading_guard.audit_log FROM tg_auditor;
+DROP ROLE tg_trader;
+DROP ROLE tg_auditor;

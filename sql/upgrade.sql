@@ -1,0 +1,58 @@
+--
+-- Upgrades: install the oldest version, walk every upgrade script, and
+-- end with the same objects as a fresh install of the newest version
+--
+\set regress_db :DBNAME
+CREATE DATABASE tg_upgrade;
+CREATE DATABASE tg_fresh;
+\c tg_upgrade
+CREATE EXTENSION trading_guard VERSION '1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'trading_guard';
+-- data from 1.0 survives the upgrade
+INSERT INTO trading_guard.symbols (symbol, base_asset, quote_asset)
+VALUES ('BTCUSDT', 'BTC', 'USDT');
+SELECT target, path
+  FROM pg_extension_update_paths('trading_guard')
+ WHERE source = '1.0' AND path IS NOT NULL ORDER BY target;
+ALTER EXTENSION trading_guard UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'trading_guard';
+SELECT symbol, status FROM trading_guard.symbols;
+-- the upgraded extension audits
+CREATE TABLE t (id int PRIMARY KEY);
+SELECT trading_guard.enable_audit('t');
+INSERT INTO t VALUES (1);
+SELECT operation, row_key FROM trading_guard.audit_log WHERE table_name = 't' ORDER BY id;
+
+-- the same objects, with the same columns, as a fresh install
+CREATE VIEW ext_objects AS
+SELECT count(*) AS objects,
+       md5(string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)) AS names,
+       (SELECT md5(string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attrelid::regclass::text, attnum))
+          FROM pg_attribute
+         WHERE attrelid IN (SELECT objid FROM pg_depend
+                             WHERE classid = 'pg_class'::regclass AND deptype = 'e'
+                               AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard'))
+           AND attnum > 0 AND NOT attisdropped) AS columns
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard');
+SELECT * FROM ext_objects;
+\c tg_fresh
+CREATE EXTENSION trading_guard;
+SELECT extversion FROM pg_extension WHERE extname = 'trading_guard';
+CREATE VIEW ext_objects AS
+SELECT count(*) AS objects,
+       md5(string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)) AS names,
+       (SELECT md5(string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attrelid::regclass::text, attnum))
+          FROM pg_attribute
+         WHERE attrelid IN (SELECT objid FROM pg_depend
+                             WHERE classid = 'pg_class'::regclass AND deptype = 'e'
+                               AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard'))
+           AND attnum > 0 AND NOT attisdropped) AS columns
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard');
+SELECT * FROM ext_objects;
+\c :regress_db
+DROP DATABASE tg_upgrade;
+DROP DATABASE tg_fresh;
