@@ -83,3 +83,29 @@ DELETE FROM docs;
 SELECT operation, length(old_row->>'body') AS old_len, right(old_row->>'body', 3) AS old_tail,
        length(new_row->>'body') AS new_len, changed_columns
   FROM last_audit_rows('docs', 4);
+
+-- scalar-only tables get their images written directly in jsonb's format:
+-- 40 columns (past jsonb's offset stride of 32), nulls, big and small
+-- numbers, strings, a masked column; the image must be the very jsonb
+-- value to_jsonb() builds, usable by every jsonb operator
+SELECT format('CREATE TABLE wide (id int PRIMARY KEY, %s)',
+              string_agg(format('c%s %s', g, CASE g % 4 WHEN 0 THEN 'numeric' WHEN 1 THEN 'text'
+                                                  WHEN 2 THEN 'bigint' ELSE 'boolean' END), ', '))
+  FROM generate_series(1, 39) g \gexec
+SELECT trading_guard.enable_audit('wide', mask_columns => '{c5}');
+INSERT INTO wide
+SELECT i, 'text ' || i, 2, i::bool, 1e-20 * i, NULL, -9223372036854775808, NULL, 123456789012345678901234567890.5,
+       repeat('é', 300), i, false, -0.000, 't', 0, true, 'NaN',
+       '', 7, NULL, 42, 'z', 8, true, 1.5, NULL, 9, true, 1, 'x', 10, false, 2, 'y', 11, true, 3, 'w', 12, false
+  FROM generate_series(1, 2) i;
+SELECT count(*) AS images,
+       bool_and(l.new_row = (to_jsonb(w) || '{"c5": "[masked]"}')) AS same_value,
+       bool_and(l.new_row::text = (to_jsonb(w) || '{"c5": "[masked]"}')::text) AS same_text,
+       bool_and(pg_column_size(l.new_row) = pg_column_size(to_jsonb(w) || '{"c5": "[masked]"}')) AS same_size,
+       bool_and((SELECT count(*) FROM jsonb_each(l.new_row)) = 40) AS all_keys,
+       bool_and(l.new_row @> jsonb_build_object('c39', w.c39, 'c1', w.c1)) AS contains,
+       bool_and(l.new_row->'c8' = to_jsonb(w.c8) AND (l.new_row->>'c36')::numeric = w.c36) AS lookups
+  FROM last_audit_rows('wide', 2) l JOIN wide w ON l.row_key = format('{"id": %s}', w.id);
+SELECT new_row->'c16' AS nan, new_row->'c12' AS minus_zero, new_row->'c17' AS empty,
+       new_row->'c6' AS min_bigint, new_row->'c7' AS null_bool
+  FROM last_audit_rows('wide', 1);

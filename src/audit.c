@@ -37,6 +37,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -144,6 +145,19 @@ typedef struct TgAuditRel
 	TgAuditColumn *cols;		/* in attnum order */
 	int		   *jsonb_order;	/* indexes into cols, in jsonb key order */
 	int			nkeys;			/* primary key columns (0: none) */
+
+	/*
+	 * When every recorded column is a scalar (no json, jsonb, array,
+	 * composite, float...), row images are written straight in jsonb's
+	 * binary format: image_head is the part that is the same for every row
+	 * (varlena header space, object header, the keys' JEntries and bytes,
+	 * space for the values' JEntries).
+	 */
+	bool		flat;
+	char	   *image_head;
+	int			image_head_len;
+	uint32		keys_len;		/* bytes of key data in image_head */
+	JsonbValue *values;			/* per-row scratch, ncols long */
 } TgAuditRel;
 
 typedef struct TgAuditCacheEntry
@@ -182,6 +196,8 @@ typedef struct TgAuditIndexes
 	Oid		   *oids;
 	IndexInfo **info;
 	ExprState **pred;			/* partial index predicate, or NULL */
+	bool	   *per_block;		/* BRIN on columns that are the same for every
+								 * row of a writer: one entry per heap block */
 } TgAuditIndexes;
 
 typedef struct TgAuditWriter
@@ -190,6 +206,7 @@ typedef struct TgAuditWriter
 	MemoryContext cxt;			/* lives as long as the writer */
 	/* fast path */
 	Relation   *indexes;
+	BlockNumber *last_block;	/* per index: heap block of the last entry */
 	ExprContext *econtext;
 	/* executor path */
 	EState	   *estate;
@@ -464,6 +481,45 @@ tg_prepare_column(TgAuditColumn *col, Oid typid, MemoryContext cxt)
 }
 
 /*
+ * The constant part of a flat row image, laid out as convertJsonbObject()
+ * in jsonb_util.c lays out an object: header, the JEntries of the keys
+ * (sorted) then of the values, the keys' bytes, then the values' bytes.
+ * Every JB_OFFSET_STRIDE'th JEntry holds an end offset instead of a length.
+ */
+static void
+tg_build_image_head(TgAuditRel *ar)
+{
+	int			n = ar->ncols;
+	int			len = VARHDRSZ + sizeof(uint32) + 2 * n * sizeof(JEntry);
+	char	   *head;
+	JEntry	   *je;
+	uint32		total = 0;
+
+	for (int i = 0; i < n; i++)
+		len += ar->cols[i].namelen;
+	head = palloc0(len);
+	*(uint32 *) (head + VARHDRSZ) = n | JB_FOBJECT;
+	je = (JEntry *) (head + VARHDRSZ + sizeof(uint32));
+	len = VARHDRSZ + sizeof(uint32) + 2 * n * sizeof(JEntry);
+	for (int i = 0; i < n; i++)
+	{
+		TgAuditColumn *col = &ar->cols[ar->jsonb_order[i]];
+		JEntry		meta = col->namelen;	/* JENTRY_ISSTRING is 0 */
+
+		memcpy(head + len, col->name, col->namelen);
+		len += col->namelen;
+		total += col->namelen;
+		if ((i % JB_OFFSET_STRIDE) == 0)
+			meta = total | JENTRY_HAS_OFF;
+		je[i] = meta;
+	}
+	ar->image_head = head;
+	ar->image_head_len = len;
+	ar->keys_len = total;
+	ar->values = palloc(sizeof(JsonbValue) * Max(n, 1));
+}
+
+/*
  * Build the cache entry of an audited relation.  Its settings are those of
  * the relation itself or of its nearest audited ancestor (a partition).
  */
@@ -575,6 +631,13 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 		ar->jsonb_order[i] = i;
 	sort_cols = ar->cols;
 	qsort(ar->jsonb_order, n, sizeof(int), tg_jsonb_order_cmp);
+
+	ar->flat = true;
+	for (int i = 0; i < n; i++)
+		if (ar->cols[i].kind == TG_COL_JSONB || ar->cols[i].kind == TG_COL_GENERIC)
+			ar->flat = false;
+	if (ar->flat)
+		tg_build_image_head(ar);
 	MemoryContextSwitchTo(old);
 	ar->valid = true;
 }
@@ -711,6 +774,95 @@ tg_column_value(TgAuditColumn *col, Datum value, JsonbValue *v)
 }
 
 /*
+ * The jsonb image of a row of a flat relation, written directly in jsonb's
+ * binary format (what pushJsonbValue() and JsonbValueToJsonb() would make
+ * of it, without their intermediate structures and sort).
+ */
+static Datum
+tg_row_image_flat(TgAuditRel *ar, TupleTableSlot *slot)
+{
+	int			n = ar->ncols;
+	JsonbValue *vals = ar->values;
+	Size		cap = ar->image_head_len;
+	char	   *res;
+	char	   *p;
+	JEntry	   *je;
+	uint64		total = ar->keys_len;
+
+	for (int i = 0; i < n; i++)
+	{
+		TgAuditColumn *col = &ar->cols[ar->jsonb_order[i]];
+		int			att = col->attnum - 1;
+		JsonbValue *v = &vals[i];
+
+		if (col->masked)
+		{
+			v->type = jbvString;
+			v->val.string.val = TG_AUDIT_MASK;
+			v->val.string.len = sizeof(TG_AUDIT_MASK) - 1;
+		}
+		else if (slot->tts_isnull[att])
+			v->type = jbvNull;
+		else
+			tg_column_value(col, slot->tts_values[att], v);
+		if (v->type == jbvString)
+			cap += v->val.string.len;
+		else if (v->type == jbvNumeric)
+			cap += VARSIZE(v->val.numeric) + sizeof(int32) - 1;	/* and padding */
+	}
+
+	res = palloc(cap);
+	memcpy(res, ar->image_head, ar->image_head_len);
+	je = (JEntry *) (res + VARHDRSZ + sizeof(uint32)) + n;
+	p = res + ar->image_head_len;
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *v = &vals[i];
+		JEntry		meta;
+
+		switch (v->type)
+		{
+			case jbvNull:
+				meta = JENTRY_ISNULL;
+				break;
+			case jbvBool:
+				meta = v->val.boolean ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE;
+				break;
+			case jbvString:
+				memcpy(p, v->val.string.val, v->val.string.len);
+				p += v->val.string.len;
+				meta = JENTRY_ISSTRING | v->val.string.len;
+				break;
+			case jbvNumeric:
+				{
+					int			pad = INTALIGN(p - res) - (p - res);
+					int			numlen = VARSIZE(v->val.numeric);
+
+					memset(p, 0, pad);
+					memcpy(p + pad, v->val.numeric, numlen);
+					p += pad + numlen;
+					meta = JENTRY_ISNUMERIC | (pad + numlen);
+					break;
+				}
+			default:
+				elog(ERROR, "unexpected jsonb value type %d in a flat row image", v->type);
+				meta = 0;		/* keep the compiler quiet */
+		}
+		total += JBE_OFFLENFLD(meta);
+		if (total > JENTRY_OFFLENMASK)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("row image of audited table \"%s\" is too large for jsonb",
+							text_to_cstring(DatumGetTextPP(ar->name)))));
+		if (((i + n) % JB_OFFSET_STRIDE) == 0)
+			meta = (meta & JENTRY_TYPEMASK) | (uint32) total | JENTRY_HAS_OFF;
+		je[i] = meta;
+	}
+	SET_VARSIZE(res, p - res);
+	return PointerGetDatum(res);
+}
+
+/*
  * The jsonb image of a row: every recorded column (masked ones replaced by
  * the marker), or only the primary key columns.  slot must hold all
  * attributes (slot_getallattrs).
@@ -720,6 +872,9 @@ tg_row_image(TgAuditRel *ar, TupleTableSlot *slot, bool key_only)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
+
+	if (ar->flat && !key_only)
+		return tg_row_image_flat(ar, slot);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < ar->ncols; i++)
@@ -993,6 +1148,7 @@ tg_log_indexes_build(Relation rel)
 	log_indexes.oids = palloc(sizeof(Oid) * Max(log_indexes.n, 1));
 	log_indexes.info = palloc(sizeof(IndexInfo *) * Max(log_indexes.n, 1));
 	log_indexes.pred = palloc0(sizeof(ExprState *) * Max(log_indexes.n, 1));
+	log_indexes.per_block = palloc0(sizeof(bool) * Max(log_indexes.n, 1));
 	foreach(lc, oids)
 	{
 		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
@@ -1003,6 +1159,29 @@ tg_log_indexes_build(Relation rel)
 			log_indexes.use_executor = true;
 		if (ii->ii_Predicate != NIL)
 			log_indexes.pred[i] = ExecInitQual(ii->ii_Predicate, NULL);
+
+		/*
+		 * A BRIN summary of a block range only widens to take in a value.
+		 * When every key column of a BRIN index holds a value that is the
+		 * same for all the rows one writer inserts (its time, transaction,
+		 * roles, ...), the first row placed in a heap block has already
+		 * widened that block's summary for all the others.
+		 */
+		if (index->rd_rel->relam == BRIN_AM_OID && ii->ii_Predicate == NIL)
+		{
+			bool		constant = true;
+
+			for (int k = 0; k < ii->ii_NumIndexAttrs; k++)
+			{
+				AttrNumber	a = ii->ii_IndexAttrNumbers[k] - 1;
+
+				if (a != AL_EVENT_TIME && a != AL_TXID && a != AL_SESSION_USER &&
+					a != AL_CURRENT_USER && a != AL_CLIENT_ADDR &&
+					a != AL_APPLICATION_NAME && a != AL_ACTOR)
+					constant = false;
+			}
+			log_indexes.per_block[i] = constant;
+		}
 		log_indexes.oids[i] = lfirst_oid(lc);
 		log_indexes.info[i] = ii;
 		index_close(index, NoLock);
@@ -1057,9 +1236,11 @@ tg_writer_open(TgAuditWriter *w)
 		MemoryContext old = MemoryContextSwitchTo(w->cxt);
 
 		w->indexes = palloc(sizeof(Relation) * Max(log_indexes.n, 1));
+		w->last_block = palloc(sizeof(BlockNumber) * Max(log_indexes.n, 1));
 		for (int i = 0; i < log_indexes.n; i++)
 		{
 			w->indexes[i] = index_open(log_indexes.oids[i], RowExclusiveLock);
+			w->last_block[i] = InvalidBlockNumber;
 			/* AM state (BRIN's descriptor) lives only as long as this writer */
 			log_indexes.info[i]->ii_AmCache = NULL;
 			log_indexes.info[i]->ii_Context = w->cxt;
@@ -1081,6 +1262,14 @@ tg_writer_index_row(TgAuditWriter *w, TupleTableSlot *slot)
 	{
 		IndexInfo  *ii = log_indexes.info[i];
 
+		if (log_indexes.per_block[i])
+		{
+			BlockNumber blk = ItemPointerGetBlockNumber(&slot->tts_tid);
+
+			if (blk == w->last_block[i])
+				continue;
+			w->last_block[i] = blk;
+		}
 		if (log_indexes.pred[i] != NULL)
 		{
 			bool		match;
