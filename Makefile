@@ -50,7 +50,7 @@ REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale
 
 # isolation specs: test/isolation/specs/*.spec
-ISOLATION = registry_cache
+ISOLATION = registry_cache audit_concurrent audit_index_build
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
 	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale

@@ -1262,6 +1262,9 @@ tg_writer_index_row(TgAuditWriter *w, TupleTableSlot *slot)
 	{
 		IndexInfo  *ii = log_indexes.info[i];
 
+		/* an index being built concurrently takes entries only once ready */
+		if (!ii->ii_ReadyForInserts)
+			continue;
 		if (log_indexes.per_block[i])
 		{
 			BlockNumber blk = ItemPointerGetBlockNumber(&slot->tts_tid);
