@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "tcop/deparse_utility.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -302,6 +303,35 @@ tg_sync_partitions(Oid root)
 }
 
 /*
+ * Does the ALTER TABLE command in column 8 of an SPI row of
+ * pg_event_trigger_ddl_commands() attach or detach a partition?
+ */
+static bool
+tg_changes_partitions(HeapTuple row, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(row, desc, 8, &isnull);
+	CollectedCommand *cmd;
+	ListCell   *lc;
+
+	if (isnull)
+		return false;
+	cmd = (CollectedCommand *) DatumGetPointer(d);
+	if (cmd->type != SCT_AlterTable)
+		return false;
+	foreach(lc, cmd->d.alterTable.subcmds)
+	{
+		CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
+		AlterTableCmd *atc = (AlterTableCmd *) sub->parsetree;
+
+		if (IsA(atc, AlterTableCmd) &&
+			(atc->subtype == AT_AttachPartition || atc->subtype == AT_DetachPartition))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Refuse DDL that leaves a masked or excluded column of audited root
  * unknown (a rename or a drop): its values would be recorded in the clear.
  */
@@ -358,7 +388,7 @@ tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute("WITH cmd AS ("
-						" SELECT c.command_tag, c.object_type, c.object_identity, c.schema_name,"
+						" SELECT c.command_tag, c.object_type, c.object_identity, c.schema_name, c.command,"
 						"  CASE c.classid"
 						"   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
 						"    (SELECT CASE WHEN r.relkind OPERATOR(pg_catalog.=) ANY ('{i,I}'::pg_catalog.\"char\"[])"
@@ -383,7 +413,8 @@ tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
 						"  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
 						"    WHERE t.tgrelid OPERATOR(pg_catalog.=) cmd.relid"
 						"      AND t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure"
-						"      AND t.tgenabled OPERATOR(pg_catalog.=) 'A')::pg_catalog.int4 AS enabled_triggers"
+						"      AND t.tgenabled OPERATOR(pg_catalog.=) 'A')::pg_catalog.int4 AS enabled_triggers,"
+						"  cmd.command"
 						" FROM cmd",
 						false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
@@ -417,7 +448,16 @@ tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
 			if (OidIsValid(root))
 			{
 				tg_check_settings(root, relid);
-				tg_sync_partitions(root);
+
+				/*
+				 * Partitions arrive by CREATE TABLE ... PARTITION OF and
+				 * ALTER TABLE ... ATTACH (and leave by DETACH).  Not on other
+				 * DDL: pg_restore creates the audit triggers of the root and
+				 * of every partition itself, once the settings are back.
+				 */
+				if (strcmp(type, "table") == 0 &&
+					(strcmp(tag, "CREATE TABLE") == 0 || tg_changes_partitions(row, desc)))
+					tg_sync_partitions(root);
 				tg_audit_write_event("DDL", relid, NULL, NULL,
 									 tg_ddl_detail(tag, type, identity,
 												   enabled == (int) lengthof(audit_events)));

@@ -1,6 +1,11 @@
-# test/t/002_dump_restore.pl — pg_dump keeps the symbol registry (it is
-# registered with pg_extension_config_dump) and a restored database checks
-# orders exactly as the original did, protected tables included.
+# test/t/002_dump_restore.pl — pg_dump keeps the symbol registry, the audit
+# settings and the audit log (they are registered with
+# pg_extension_config_dump); a restored database checks orders exactly as the
+# original did, protected tables included, and goes on auditing the audited
+# tables (a partitioned one included).  Restoring loads the rows as they
+# were, without recording them as new changes; the DDL that re-creates the
+# audited tables' keys and audit triggers once the settings are back is
+# recorded, as any DDL on an audited table is.
 
 use strict;
 use warnings;
@@ -25,11 +30,23 @@ $node->safe_psql('src', q{
 	CREATE TABLE orders (symbol text, side text, quantity numeric, price numeric);
 	SELECT trading_guard.protect_orders('orders');
 	INSERT INTO orders VALUES ('BTCUSDT', 'BUY', 0.001, 65000.01);
+
+	CREATE TABLE trades (id bigint, day date, qty numeric, secret text,
+	                     PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+	CREATE TABLE trades_2026 PARTITION OF trades FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+	SELECT trading_guard.enable_audit('trades', mask_columns => '{secret}');
+	CREATE TABLE trades_2027 PARTITION OF trades FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+	INSERT INTO trades VALUES (1, '2026-05-01', 1, 's'), (2, '2027-05-01', 2, 's');
+	UPDATE trades SET qty = 3 WHERE id = 2;
 });
 
 my $registry = q{SELECT symbol, status, min_qty, max_qty, step_size, min_price,
 	max_price, tick_size, min_notional, max_notional FROM trading_guard.symbols ORDER BY 1};
 my $before = $node->safe_psql('src', $registry);
+my $audit = q{SELECT id, event_time, txid, table_name, operation, row_key, old_row, new_row,
+	changed_columns FROM trading_guard.audit_log WHERE id <= %s ORDER BY id};
+my $max_id = $node->safe_psql('src', 'SELECT max(id) FROM trading_guard.audit_log');
+my $audit_before = $node->safe_psql('src', sprintf($audit, $max_id));
 
 my $dump = $node->basedir . '/src.dump';
 command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ],
@@ -54,6 +71,23 @@ like($err, qr/symbol "LUNAUSDT" is not trading/, 'with the status message');
 like($err, qr/not a multiple of the step size/, 'and the restored LOT_SIZE filter applies');
 is($node->safe_psql('dst', q{INSERT INTO orders VALUES ('BTCUSDT', 'SELL', 0.002, 65000.02) RETURNING quantity}),
 	'0.002', 'a valid order is accepted after restore');
+
+is($node->safe_psql('dst', sprintf($audit, $max_id)), $audit_before,
+	'the audit log is restored as it was');
+is($node->safe_psql('dst', qq{SELECT string_agg(DISTINCT operation || ' ' || (new_row->>'command_tag'), ', ')
+	FROM trading_guard.audit_log WHERE id > $max_id}),
+	'DDL ALTER INDEX, DDL ALTER TABLE, DDL CREATE TRIGGER',
+	'restoring recorded only DDL on the audited tables, no row changes');
+is($node->safe_psql('dst', q{SELECT table_name, masked, triggers_intact FROM trading_guard.audited_tables}),
+	'trades|{secret}|t', 'the audit settings and triggers are restored');
+$node->safe_psql('dst', q{INSERT INTO trades VALUES (3, '2027-06-01', 3, 'x');
+	UPDATE trades SET qty = 4 WHERE id = 1;
+	CREATE TABLE trades_2028 PARTITION OF trades FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
+	INSERT INTO trades VALUES (4, '2028-06-01', 4, 'y');});
+is($node->safe_psql('dst', q{SELECT operation, row_key, new_row->>'secret' FROM trading_guard.audit_log
+	WHERE operation IN ('INSERT', 'UPDATE') ORDER BY id DESC LIMIT 3}),
+	qq{INSERT|{"id": 4, "day": "2028-06-01"}|[masked]\nUPDATE|{"id": 1, "day": "2026-05-01"}|[masked]\nINSERT|{"id": 3, "day": "2027-06-01"}|[masked]},
+	'the restored database audits, masks, and covers a new partition');
 
 $node->stop;
 done_testing();
