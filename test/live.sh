@@ -182,6 +182,10 @@ CREATE TABLE public.orders (
 );
 SELECT trading_guard.protect_orders('public.orders');
 
+\echo '== ... and audited: every change recorded in trading_guard.audit_log'
+SELECT trading_guard.enable_audit('public.orders');
+SET trading_guard.actor = 'demo-bot-1';
+
 \echo '== valid orders are accepted'
 INSERT INTO public.orders (symbol, side, quantity, price) VALUES
     ('BTCUSDT', 'BUY',  0.00100, 65000.00),
@@ -232,6 +236,19 @@ SELECT trading_guard.round_quantity('BTCUSDT', 0.123456789) AS round_quantity,
 
 \echo '== the table holds only the valid orders'
 SELECT id, symbol, side, quantity, price FROM public.orders ORDER BY id;
+
+\echo '== an accepted change, then the audit trail: the refused orders left no trace'
+UPDATE public.orders SET quantity = 0.002 WHERE id = 1;
+SELECT operation, row_key, current_user_name, actor, client_addr, changed_columns
+  FROM trading_guard.audit_log WHERE table_name = 'orders' ORDER BY id;
+\echo '== history of order 1'
+SELECT event_time, operation, old_row->>'quantity' AS old_quantity, new_row->>'quantity' AS new_quantity
+  FROM trading_guard.history('public.orders', '{"id": 1}');
+\echo '== the log is append-only, for the superuser too'
+\set ON_ERROR_STOP off
+DELETE FROM trading_guard.audit_log;
+\set ON_ERROR_STOP on
+SELECT * FROM trading_guard.audited_tables;
 SQL
 }
 
