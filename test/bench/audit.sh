@@ -8,9 +8,9 @@
 #   A. TPS (pgbench, 2 clients, simple protocol) of two workloads, insert-only
 #      and insert+update ("mixed"), interleaved rounds, median per variant,
 #      and the backends' CPU time per transaction;
-#   B. seconds for a COPY of COPY_ROWS rows into the table without audit and
-#      into the one audited by trading_guard (and, for context, the PL/pgSQL
-#      one), interleaved rounds;
+#   B. seconds for a COPY of COPY_ROWS rows, then for an UPDATE of UPDATE_ROWS
+#      of them, into / of the table without audit and the one audited by
+#      trading_guard (and, for context, the PL/pgSQL one), interleaved rounds;
 #   C. instructions per insert transaction under callgrind, which do not
 #      depend on the machine's load at all.
 #
@@ -22,6 +22,7 @@
 #   PRELOAD_ROWS=100000 rows in each table before a run of the mixed workload
 #                       (the UPDATEs pick one of them at random)
 #   COPY_ROWS=1000000   rows of the COPY of part B
+#   UPDATE_ROWS=100000  rows of the UPDATE of part B (<= COPY_ROWS)
 #   COPY_ROUNDS=3       interleaved rounds of part B
 #   PLPGSQL_COPY=1      0: leave the (slow) PL/pgSQL table out of part B
 #   CG_SMALL=200 CG_LARGE=1200  transactions of the two callgrind runs of part C
@@ -47,6 +48,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-5}
 PRELOAD_ROWS=${PRELOAD_ROWS:-100000}
 COPY_ROWS=${COPY_ROWS:-1000000}
+UPDATE_ROWS=${UPDATE_ROWS:-100000}
 COPY_ROUNDS=${COPY_ROUNDS:-3}
 PLPGSQL_COPY=${PLPGSQL_COPY:-1}
 CG_SMALL=${CG_SMALL:-200}
@@ -55,7 +57,7 @@ PARTS=${PARTS:-A B C}
 PGAUDIT_CLUSTER=${PGAUDIT_CLUSTER:-auto}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-for v in BENCH_SECONDS ROUNDS PRELOAD_ROWS COPY_ROWS COPY_ROUNDS CG_SMALL CG_LARGE; do
+for v in BENCH_SECONDS ROUNDS PRELOAD_ROWS COPY_ROWS UPDATE_ROWS COPY_ROUNDS CG_SMALL CG_LARGE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
 done
 [ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
@@ -76,7 +78,7 @@ done
 [ $((PART_A + PART_B + PART_C)) -gt 0 ] || tg_die "PARTS is empty"
 
 T_START=$(date +%s)
-CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS PRELOAD_ROWS=$PRELOAD_ROWS COPY_ROWS=$COPY_ROWS COPY_ROUNDS=$COPY_ROUNDS PLPGSQL_COPY=$PLPGSQL_COPY CG_SMALL=$CG_SMALL CG_LARGE=$CG_LARGE PARTS=\"$PARTS\" PGAUDIT_CLUSTER=$PGAUDIT_CLUSTER BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/audit.sh"
+CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS PRELOAD_ROWS=$PRELOAD_ROWS COPY_ROWS=$COPY_ROWS UPDATE_ROWS=$UPDATE_ROWS COPY_ROUNDS=$COPY_ROUNDS PLPGSQL_COPY=$PLPGSQL_COPY CG_SMALL=$CG_SMALL CG_LARGE=$CG_LARGE PARTS=\"$PARTS\" PGAUDIT_CLUSTER=$PGAUDIT_CLUSTER BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/audit.sh"
 OUT_DIR=$TG_REPO/test/out
 OUT_MD=$OUT_DIR/bench-audit.md
 
@@ -593,6 +595,7 @@ fi
 COPY_VARIANTS=(none tg)
 [ "$PLPGSQL_COPY" = 1 ] && COPY_VARIANTS+=(plpgsql)
 declare -A COPY_RUNS=()
+declare -A UPDATE_RUNS=()
 if [ "$PART_B" = 1 ]; then
 	CSV=$BDIR/trades.csv
 	COPY_COLS="account, symbol, side, quantity, price, executed_at, note"
@@ -619,12 +622,28 @@ if [ "$PART_B" = 1 ]; then
 		check_audit "$v" "$m" "$COPY_ROWS" "a COPY of $COPY_ROWS rows"
 		awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'
 	}
+	# Seconds for one UPDATE of UPDATE_ROWS of the rows just copied into
+	# trades_$1 (after a CHECKPOINT, autovacuum idle).
+	update_s() {
+		local v=$1 m t0 t1
+		wait_autovacuum
+		psql_v "$v" -c "CHECKPOINT"
+		m=$(audit_mark "$v")
+		t0=$(date +%s%N)
+		psql_v "$v" -c "UPDATE trades_$v SET quantity = quantity + 0.001, note = 'upd'
+			WHERE id < (SELECT min(id) FROM trades_$v) + $UPDATE_ROWS"
+		t1=$(date +%s%N)
+		check_audit "$v" "$m" "$UPDATE_ROWS" "an UPDATE of $UPDATE_ROWS rows"
+		awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'
+	}
 	tg_log "COPY: $COPY_ROUNDS interleaved rounds x ${#COPY_VARIANTS[@]} variants x $COPY_ROWS rows"
 	for r in $(seq 1 "$COPY_ROUNDS"); do
 		for v in $(rotated "$r" "${COPY_VARIANTS[@]}"); do
 			s=$(copy_s "$v")
 			COPY_RUNS[$v]="${COPY_RUNS[$v]:-} $s"
-			tg_log "  round $r/$COPY_ROUNDS ${LABEL[$v]}: $s s"
+			u=$(update_s "$v")
+			UPDATE_RUNS[$v]="${UPDATE_RUNS[$v]:-} $u"
+			tg_log "  round $r/$COPY_ROUNDS ${LABEL[$v]}: COPY $s s, UPDATE $u s"
 		done
 	done
 	for v in "${COPY_VARIANTS[@]}"; do truncate_variant "$v"; done
@@ -815,6 +834,20 @@ TARGETS=()
 		done
 		echo
 		echo "Run-to-run spread ((max - min) / median): $spread_txt"
+		# shellcheck disable=SC2086
+		echo
+		echo "Then one \`UPDATE trades_X SET quantity = quantity + 0.001, note = 'upd'\` of $UPDATE_ROWS of the copied rows (CHECKPOINT and autovacuum idle first), in the same rounds:"
+		echo
+		echo "| variant | median s | runs | ratio vs no audit | µs/row |"
+		echo "|---|---:|---|---:|---:|"
+		# shellcheck disable=SC2086
+		base_u=$(median ${UPDATE_RUNS[none]})
+		for v in "${COPY_VARIANTS[@]}"; do
+			# shellcheck disable=SC2086
+			um=$(median ${UPDATE_RUNS[$v]})
+			printf '| %s | %.2f | %s | %s× | %.2f |\n' "${LABEL[$v]}" "$um" "$(join_runs "${UPDATE_RUNS[$v]}")" \
+				"$(ratio "$um" "$base_u")" "$(awk -v s="$um" -v n="$UPDATE_ROWS" 'BEGIN { print s * 1e6 / n }')"
+		done
 		# shellcheck disable=SC2086
 		copy_r=$(ratio "$(median ${COPY_RUNS[tg]})" "$base_s")
 		copy_ok=$(awk -v r="$copy_r" 'BEGIN { print (r <= 1.6) ? "PASS" : "MISS" }')
