@@ -3,8 +3,28 @@
 -- end with the same objects as a fresh install of the newest version
 --
 \set regress_db :DBNAME
-CREATE DATABASE tg_upgrade;
-CREATE DATABASE tg_fresh;
+-- both databases get, from their template, a function that sums up the
+-- extension's objects and their columns as two checksums
+CREATE DATABASE tg_template;
+\c tg_template
+CREATE FUNCTION ext_objects(OUT objects bigint, OUT names text, OUT columns text)
+LANGUAGE sql AS $$
+SELECT count(*),
+       md5(string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)),
+       (SELECT md5(string_agg(attname || ':' || format_type(atttypid, atttypmod), ','
+                              ORDER BY attrelid::regclass::text, attnum))
+          FROM pg_attribute
+         WHERE attrelid IN (SELECT objid FROM pg_depend
+                             WHERE classid = 'pg_class'::regclass AND deptype = 'e'
+                               AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard'))
+           AND attnum > 0 AND NOT attisdropped)
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard')
+$$;
+\c :regress_db
+CREATE DATABASE tg_upgrade TEMPLATE tg_template;
+CREATE DATABASE tg_fresh TEMPLATE tg_template;
 \c tg_upgrade
 CREATE EXTENSION trading_guard VERSION '1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'trading_guard';
@@ -24,35 +44,12 @@ INSERT INTO t VALUES (1);
 SELECT operation, row_key FROM trading_guard.audit_log WHERE table_name = 't' ORDER BY id;
 
 -- the same objects, with the same columns, as a fresh install
-CREATE VIEW ext_objects AS
-SELECT count(*) AS objects,
-       md5(string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)) AS names,
-       (SELECT md5(string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attrelid::regclass::text, attnum))
-          FROM pg_attribute
-         WHERE attrelid IN (SELECT objid FROM pg_depend
-                             WHERE classid = 'pg_class'::regclass AND deptype = 'e'
-                               AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard'))
-           AND attnum > 0 AND NOT attisdropped) AS columns
-  FROM pg_depend
- WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard');
-SELECT * FROM ext_objects;
+SELECT * FROM ext_objects();
 \c tg_fresh
 CREATE EXTENSION trading_guard;
 SELECT extversion FROM pg_extension WHERE extname = 'trading_guard';
-CREATE VIEW ext_objects AS
-SELECT count(*) AS objects,
-       md5(string_agg(pg_describe_object(classid, objid, 0), ',' ORDER BY 1)) AS names,
-       (SELECT md5(string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attrelid::regclass::text, attnum))
-          FROM pg_attribute
-         WHERE attrelid IN (SELECT objid FROM pg_depend
-                             WHERE classid = 'pg_class'::regclass AND deptype = 'e'
-                               AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard'))
-           AND attnum > 0 AND NOT attisdropped) AS columns
-  FROM pg_depend
- WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard');
-SELECT * FROM ext_objects;
+SELECT * FROM ext_objects();
 \c :regress_db
 DROP DATABASE tg_upgrade;
 DROP DATABASE tg_fresh;
+DROP DATABASE tg_template;

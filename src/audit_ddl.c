@@ -360,112 +360,28 @@ tg_check_settings(Oid root, Oid relid)
 }
 
 /*
- * SQL: audit_ddl_command_end() returns event_trigger
- *
- * Records DDL on audited tables (and their partitions, indexes, triggers,
- * rules and policies) and on the objects of schema trading_guard, and keeps
- * partitions created or attached later covered.
+ * Run handler for an event of an audit event trigger, unless trading_guard
+ * itself is issuing the DDL (or installing itself): SPI connected, the
+ * command's own catalog changes visible, in_audit_ddl set meanwhile.
  */
-PG_FUNCTION_INFO_V1(tg_audit_ddl_command_end);
-Datum
-tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
+static Datum
+tg_run_event_trigger(FunctionCallInfo fcinfo, const char *name,
+					 void (*handler) (EventTriggerData *trigdata))
 {
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("audit_ddl_command_end: not fired by event trigger manager")));
+				 errmsg("%s: not fired by event trigger manager", name)));
 	if (in_audit_ddl || creating_extension || !OidIsValid(tg_audit_config_oid()))
 		PG_RETURN_NULL();
 
 	in_audit_ddl = true;
 	PG_TRY();
 	{
-		uint64		n;
-		SPITupleTable *tuptable;
-
-		/* make the command's own catalog changes visible to our queries */
 		CommandCounterIncrement();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("WITH cmd AS ("
-						" SELECT c.command_tag, c.object_type, c.object_identity, c.schema_name, c.command,"
-						"  CASE c.classid"
-						"   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
-						"    (SELECT CASE WHEN r.relkind OPERATOR(pg_catalog.=) ANY ('{i,I}'::pg_catalog.\"char\"[])"
-						"                 THEN (SELECT x.indrelid FROM pg_catalog.pg_index x"
-						"                        WHERE x.indexrelid OPERATOR(pg_catalog.=) r.oid)"
-						"                 ELSE r.oid END"
-						"       FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.objid)"
-						"   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
-						"    (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) c.objid)"
-						"   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
-						"    (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) c.objid)"
-						"   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
-						"    (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid OPERATOR(pg_catalog.=) c.objid)"
-						"  END AS relid"
-						" FROM pg_catalog.pg_event_trigger_ddl_commands() c)"
-						" SELECT cmd.command_tag, cmd.object_type, cmd.object_identity, cmd.relid,"
-						"  (SELECT ac.table_name::pg_catalog.oid FROM trading_guard.audit_config ac"
-						"    WHERE ac.table_name OPERATOR(pg_catalog.=) cmd.relid"
-						"       OR ac.table_name IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(cmd.relid) a)"
-						"    LIMIT 1) AS root,"
-						"  cmd.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AS own_object,"
-						"  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
-						"    WHERE t.tgrelid OPERATOR(pg_catalog.=) cmd.relid"
-						"      AND t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure"
-						"      AND t.tgenabled OPERATOR(pg_catalog.=) 'A')::pg_catalog.int4 AS enabled_triggers,"
-						"  cmd.command"
-						" FROM cmd",
-						false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
-		n = SPI_processed;
-		tuptable = SPI_tuptable;
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	row = tuptable->vals[i];
-			TupleDesc	desc = tuptable->tupdesc;
-			bool		isnull;
-			char	   *tag = SPI_getvalue(row, desc, 1);
-			char	   *type = SPI_getvalue(row, desc, 2);
-			char	   *identity = SPI_getvalue(row, desc, 3);
-			Datum		d;
-			Oid			relid = InvalidOid;
-			Oid			root = InvalidOid;
-			bool		own_object = false;
-			int			enabled = 0;
-
-			d = SPI_getbinval(row, desc, 4, &isnull);
-			if (!isnull)
-				relid = DatumGetObjectId(d);
-			d = SPI_getbinval(row, desc, 5, &isnull);
-			if (!isnull)
-				root = DatumGetObjectId(d);
-			d = SPI_getbinval(row, desc, 6, &isnull);
-			own_object = !isnull && DatumGetBool(d);
-			d = SPI_getbinval(row, desc, 7, &isnull);
-			enabled = isnull ? 0 : DatumGetInt32(d);
-
-			if (OidIsValid(root))
-			{
-				tg_check_settings(root, relid);
-
-				/*
-				 * Partitions arrive by CREATE TABLE ... PARTITION OF and
-				 * ALTER TABLE ... ATTACH (and leave by DETACH).  Not on other
-				 * DDL: pg_restore creates the audit triggers of the root and
-				 * of every partition itself, once the settings are back.
-				 */
-				if (strcmp(type, "table") == 0 &&
-					(strcmp(tag, "CREATE TABLE") == 0 || tg_changes_partitions(row, desc)))
-					tg_sync_partitions(root);
-				tg_audit_write_event("DDL", relid, NULL, NULL,
-									 tg_ddl_detail(tag, type, identity,
-												   enabled == (int) lengthof(audit_events)));
-			}
-			else if (own_object)
-				tg_audit_write_event("DDL", relid, NULL, NULL,
-									 tg_ddl_detail(tag, type, identity, -1));
-		}
+		handler((EventTriggerData *) fcinfo->context);
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -477,93 +393,176 @@ tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: audit_sql_drop() returns event_trigger
- *
- * Records the drop of an audited table (or of one of its partitions) and
- * of an audit trigger or an object of schema trading_guard; forgets the
- * settings of a dropped audited table.
+ * ddl_command_end: records DDL on audited tables (and their partitions,
+ * indexes, triggers, rules and policies) and on the objects of schema
+ * trading_guard, and keeps partitions created or attached later covered.
  */
+static void
+tg_ddl_command_end(EventTriggerData *trigdata)
+{
+	uint64		n;
+	SPITupleTable *tuptable;
+
+	if (SPI_execute("WITH cmd AS ("
+					" SELECT c.command_tag, c.object_type, c.object_identity, c.schema_name, c.command,"
+					"  CASE c.classid"
+					"   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
+					"    (SELECT CASE WHEN r.relkind OPERATOR(pg_catalog.=) ANY ('{i,I}'::pg_catalog.\"char\"[])"
+					"                 THEN (SELECT x.indrelid FROM pg_catalog.pg_index x"
+					"                        WHERE x.indexrelid OPERATOR(pg_catalog.=) r.oid)"
+					"                 ELSE r.oid END"
+					"       FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.objid)"
+					"   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
+					"    (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) c.objid)"
+					"   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
+					"    (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) c.objid)"
+					"   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
+					"    (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid OPERATOR(pg_catalog.=) c.objid)"
+					"  END AS relid"
+					" FROM pg_catalog.pg_event_trigger_ddl_commands() c)"
+					" SELECT cmd.command_tag, cmd.object_type, cmd.object_identity, cmd.relid,"
+					"  (SELECT ac.table_name::pg_catalog.oid FROM trading_guard.audit_config ac"
+					"    WHERE ac.table_name OPERATOR(pg_catalog.=) cmd.relid"
+					"       OR ac.table_name IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(cmd.relid) a)"
+					"    LIMIT 1) AS root,"
+					"  cmd.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AS own_object,"
+					"  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
+					"    WHERE t.tgrelid OPERATOR(pg_catalog.=) cmd.relid"
+					"      AND t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure"
+					"      AND t.tgenabled OPERATOR(pg_catalog.=) 'A')::pg_catalog.int4 AS enabled_triggers,"
+					"  cmd.command"
+					" FROM cmd",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
+	n = SPI_processed;
+	tuptable = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	row = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull;
+		char	   *tag = SPI_getvalue(row, desc, 1);
+		char	   *type = SPI_getvalue(row, desc, 2);
+		char	   *identity = SPI_getvalue(row, desc, 3);
+		Datum		d;
+		Oid			relid = InvalidOid;
+		Oid			root = InvalidOid;
+		bool		own_object = false;
+		int			enabled = 0;
+
+		d = SPI_getbinval(row, desc, 4, &isnull);
+		if (!isnull)
+			relid = DatumGetObjectId(d);
+		d = SPI_getbinval(row, desc, 5, &isnull);
+		if (!isnull)
+			root = DatumGetObjectId(d);
+		d = SPI_getbinval(row, desc, 6, &isnull);
+		own_object = !isnull && DatumGetBool(d);
+		d = SPI_getbinval(row, desc, 7, &isnull);
+		enabled = isnull ? 0 : DatumGetInt32(d);
+
+		if (OidIsValid(root))
+		{
+			tg_check_settings(root, relid);
+
+			/*
+			 * Partitions arrive by CREATE TABLE ... PARTITION OF and
+			 * ALTER TABLE ... ATTACH (and leave by DETACH).  Not on other
+			 * DDL: pg_restore creates the audit triggers of the root and
+			 * of every partition itself, once the settings are back.
+			 */
+			if (strcmp(type, "table") == 0 &&
+				(strcmp(tag, "CREATE TABLE") == 0 || tg_changes_partitions(row, desc)))
+				tg_sync_partitions(root);
+			tg_audit_write_event("DDL", relid, NULL, NULL,
+								 tg_ddl_detail(tag, type, identity,
+											   enabled == (int) lengthof(audit_events)));
+		}
+		else if (own_object)
+			tg_audit_write_event("DDL", relid, NULL, NULL,
+								 tg_ddl_detail(tag, type, identity, -1));
+	}
+}
+
+/* SQL: audit_ddl_command_end() returns event_trigger */
+PG_FUNCTION_INFO_V1(tg_audit_ddl_command_end);
+Datum
+tg_audit_ddl_command_end(PG_FUNCTION_ARGS)
+{
+	return tg_run_event_trigger(fcinfo, "audit_ddl_command_end", tg_ddl_command_end);
+}
+
+/*
+ * sql_drop: records the drop of an audited table (or of one of its
+ * partitions) and of an audit trigger or an object of schema trading_guard;
+ * forgets the settings of a dropped audited table.
+ */
+static void
+tg_sql_drop(EventTriggerData *trigdata)
+{
+	uint64		n;
+	SPITupleTable *tuptable;
+	const char *tag = GetCommandTagName(trigdata->tag);
+
+	/*
+	 * A dropped table was audited if it has settings, or if one of its
+	 * audit triggers went with it (a partition).  An audit trigger
+	 * dropped on its own is recorded as such.
+	 */
+	if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects())"
+					" SELECT d.object_type, d.object_identity, d.schema_name, d.object_name, d.objid,"
+					"        EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
+					"                 WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid) AS configured"
+					"   FROM d"
+					"  WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'"
+					"         AND (EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
+					"                       WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid)"
+					"              OR EXISTS (SELECT 1 FROM d t WHERE t.object_type OPERATOR(pg_catalog.=) 'trigger'"
+					"                          AND t.object_identity OPERATOR(pg_catalog.=)"
+					"                              ('trading_guard_audit_insert on ' OPERATOR(pg_catalog.||) d.object_identity))))"
+					"     OR (d.object_type OPERATOR(pg_catalog.=) 'trigger' AND d.original"
+					"         AND d.object_identity OPERATOR(pg_catalog.~~) 'trading\\_guard\\_audit\\_%')"
+					"     OR (d.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AND d.original)",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
+	n = SPI_processed;
+	tuptable = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	row = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		char	   *type = SPI_getvalue(row, desc, 1);
+		char	   *identity = SPI_getvalue(row, desc, 2);
+		char	   *schema = SPI_getvalue(row, desc, 3);
+		char	   *name = SPI_getvalue(row, desc, 4);
+		bool		isnull;
+		Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 5, &isnull));
+		bool		configured = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+
+		if (strcmp(type, "table") == 0)
+		{
+			tg_audit_write_event("DDL", objid, schema, name,
+								 tg_ddl_detail(tag, type, identity, -1));
+			if (configured)
+			{
+				Oid			argtypes[1] = {OIDOID};
+				Datum		args[1] = {ObjectIdGetDatum(objid)};
+
+				tg_spi_as_owner("DELETE FROM trading_guard.audit_config"
+								" WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								1, argtypes, args, false, SPI_OK_DELETE);
+			}
+		}
+		else
+			tg_audit_write_event("DDL", InvalidOid, schema, NULL,
+								 tg_ddl_detail(tag, type, identity, -1));
+	}
+}
+
+/* SQL: audit_sql_drop() returns event_trigger */
 PG_FUNCTION_INFO_V1(tg_audit_sql_drop);
 Datum
 tg_audit_sql_drop(PG_FUNCTION_ARGS)
 {
-	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("audit_sql_drop: not fired by event trigger manager")));
-	if (in_audit_ddl || creating_extension || !OidIsValid(tg_audit_config_oid()))
-		PG_RETURN_NULL();
-
-	in_audit_ddl = true;
-	PG_TRY();
-	{
-		uint64		n;
-		SPITupleTable *tuptable;
-		const char *tag = GetCommandTagName(trigdata->tag);
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		/*
-		 * A dropped table was audited if it has settings, or if one of its
-		 * audit triggers went with it (a partition).  An audit trigger
-		 * dropped on its own is recorded as such.
-		 */
-		if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects())"
-						" SELECT d.object_type, d.object_identity, d.schema_name, d.object_name, d.objid,"
-						"        EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
-						"                 WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid) AS configured"
-						"   FROM d"
-						"  WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'"
-						"         AND (EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
-						"                       WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid)"
-						"              OR EXISTS (SELECT 1 FROM d t WHERE t.object_type OPERATOR(pg_catalog.=) 'trigger'"
-						"                          AND t.object_identity OPERATOR(pg_catalog.=)"
-						"                              ('trading_guard_audit_insert on ' OPERATOR(pg_catalog.||) d.object_identity))))"
-						"     OR (d.object_type OPERATOR(pg_catalog.=) 'trigger' AND d.original"
-						"         AND d.object_identity OPERATOR(pg_catalog.~~) 'trading\\_guard\\_audit\\_%')"
-						"     OR (d.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AND d.original)",
-						false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
-		n = SPI_processed;
-		tuptable = SPI_tuptable;
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	row = tuptable->vals[i];
-			TupleDesc	desc = tuptable->tupdesc;
-			char	   *type = SPI_getvalue(row, desc, 1);
-			char	   *identity = SPI_getvalue(row, desc, 2);
-			char	   *schema = SPI_getvalue(row, desc, 3);
-			char	   *name = SPI_getvalue(row, desc, 4);
-			bool		isnull;
-			Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 5, &isnull));
-			bool		configured = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
-
-			if (strcmp(type, "table") == 0)
-			{
-				tg_audit_write_event("DDL", objid, schema, name,
-									 tg_ddl_detail(tag, type, identity, -1));
-				if (configured)
-				{
-					Oid			argtypes[1] = {OIDOID};
-					Datum		args[1] = {ObjectIdGetDatum(objid)};
-
-					tg_spi_as_owner("DELETE FROM trading_guard.audit_config"
-									" WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-									1, argtypes, args, false, SPI_OK_DELETE);
-				}
-			}
-			else
-				tg_audit_write_event("DDL", InvalidOid, schema, NULL,
-									 tg_ddl_detail(tag, type, identity, -1));
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		in_audit_ddl = false;
-	}
-	PG_END_TRY();
-	PG_RETURN_NULL();
+	return tg_run_event_trigger(fcinfo, "audit_sql_drop", tg_sql_drop);
 }
