@@ -863,17 +863,16 @@ tg_row_image_flat(TgAuditRel *ar, TupleTableSlot *slot)
 }
 
 /*
- * The jsonb image of a row: every recorded column (masked ones replaced by
- * the marker), or only the primary key columns.  slot must hold all
- * attributes (slot_getallattrs).
+ * The jsonb image of a row: every recorded column, masked ones replaced by
+ * the marker.  slot must hold all attributes (slot_getallattrs).
  */
 static Datum
-tg_row_image(TgAuditRel *ar, TupleTableSlot *slot, bool key_only)
+tg_row_image(TgAuditRel *ar, TupleTableSlot *slot)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
 
-	if (ar->flat && !key_only)
+	if (ar->flat)
 		return tg_row_image_flat(ar, slot);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
@@ -884,14 +883,12 @@ tg_row_image(TgAuditRel *ar, TupleTableSlot *slot, bool key_only)
 		JsonbValue	k;
 		JsonbValue	v;
 
-		if (key_only && !col->is_key)
-			continue;
 		k.type = jbvString;
 		k.val.string.val = col->name;
 		k.val.string.len = col->namelen;
 		pushJsonbValue(&state, WJB_KEY, &k);
 
-		if (col->masked && !key_only)
+		if (col->masked)
 		{
 			v.type = jbvString;
 			v.val.string.val = TG_AUDIT_MASK;
@@ -1541,12 +1538,12 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 
 		if (have_old)
 		{
-			values[AL_OLD_ROW] = tg_row_image(ar, oldslot, false);
+			values[AL_OLD_ROW] = tg_row_image(ar, oldslot);
 			nulls[AL_OLD_ROW] = false;
 		}
 		if (have_new)
 		{
-			values[AL_NEW_ROW] = tg_row_image(ar, newslot, false);
+			values[AL_NEW_ROW] = tg_row_image(ar, newslot);
 			nulls[AL_NEW_ROW] = false;
 		}
 		if (ar->nkeys > 0)

@@ -92,6 +92,21 @@ tg_qualified_name(Oid relid)
 									  name);
 }
 
+/* Does relation relid have a trigger named tgname?  Caller has SPI. */
+static bool
+tg_has_trigger(Oid relid, const char *tgname)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(tgname)};
+
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
+							  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+							  "   AND tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	return SPI_processed > 0;
+}
+
 /*
  * Create the audit triggers of relid that are missing, ENABLE ALWAYS, so
  * they fire under session_replication_role = replica too.  Caller has SPI.
@@ -109,16 +124,9 @@ tg_attach_triggers(Oid relid)
 		{
 			const char *ev = audit_events[i];
 			char	   *tgname = psprintf("trading_guard_audit_%s", ev);
-			Oid			argtypes[2] = {OIDOID, NAMEOID};
-			Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(tgname)};
 			const char *ref;
 
-			if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
-									  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
-									  "   AND tgname OPERATOR(pg_catalog.=) $2",
-									  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not read pg_trigger");
-			if (SPI_processed > 0)
+			if (tg_has_trigger(relid, tgname))
 			{
 				/* there: make sure it fires always */
 				tg_spi_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
@@ -161,15 +169,8 @@ tg_detach_triggers(Oid relid)
 		for (int i = 0; i < (int) lengthof(audit_events); i++)
 		{
 			char	   *tgname = psprintf("trading_guard_audit_%s", audit_events[i]);
-			Oid			argtypes[2] = {OIDOID, NAMEOID};
-			Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(tgname)};
 
-			if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
-									  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
-									  "   AND tgname OPERATOR(pg_catalog.=) $2",
-									  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not read pg_trigger");
-			if (SPI_processed > 0)
+			if (tg_has_trigger(relid, tgname))
 				tg_spi_as_owner(psprintf("DROP TRIGGER %s ON %s",
 										 quote_identifier(tgname), rel),
 								0, NULL, NULL, false, SPI_OK_UTILITY);

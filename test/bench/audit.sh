@@ -813,41 +813,39 @@ TARGETS=()
 		echo
 		echo "Backend CPU per transaction: CPU time of the backends that served pgbench (the postmaster's cutime + cstime, $CLK_TCK ticks/s; an autovacuum worker that ended during the run counts too) divided by the transactions. It moves less than TPS with the machine's other load, but it does move; part C does not."
 	fi
+	# A table of the seconds of part B's variants in the associative array
+	# named $1, for $2 rows each, and the run-to-run spread under it.
+	seconds_table() {
+		local -n runs=$1
+		local rows=$2 base v sm spread_txt=""
+		echo "| variant | median s | runs | ratio vs no audit | µs/row |"
+		echo "|---|---:|---|---:|---:|"
+		# shellcheck disable=SC2086
+		base=$(median ${runs[none]})
+		for v in "${COPY_VARIANTS[@]}"; do
+			# shellcheck disable=SC2086
+			sm=$(median ${runs[$v]})
+			printf '| %s | %.2f | %s | %s× | %.2f |\n' "${LABEL[$v]}" "$sm" "$(join_runs "${runs[$v]}")" \
+				"$(ratio "$sm" "$base")" "$(awk -v s="$sm" -v n="$rows" 'BEGIN { print s * 1e6 / n }')"
+			# shellcheck disable=SC2086
+			spread_txt="$spread_txt${spread_txt:+, }${LABEL[$v]} $(spread ${runs[$v]}) %"
+		done
+		echo
+		echo "Run-to-run spread ((max - min) / median): $spread_txt"
+	}
 	if [ "$PART_B" = 1 ]; then
 		echo
 		echo "#### B. COPY"
 		echo
 		echo "Server-side \`COPY trades_X ($COPY_COLS) FROM '<csv>' (FORMAT csv)\` of $COPY_ROWS rows (wall clock around psql), table truncated, autovacuum idle and CHECKPOINT before each (so the autovacuum of trading_guard.audit_log that a COPY sets off is not in any time), $COPY_ROUNDS interleaved rounds (order rotated)."
 		echo
-		echo "| variant | median s | runs | ratio vs no audit | µs/row |"
-		echo "|---|---:|---|---:|---:|"
-		# shellcheck disable=SC2086
-		base_s=$(median ${COPY_RUNS[none]})
-		spread_txt=""
-		for v in "${COPY_VARIANTS[@]}"; do
-			# shellcheck disable=SC2086
-			sm=$(median ${COPY_RUNS[$v]})
-			printf '| %s | %.2f | %s | %s× | %.2f |\n' "${LABEL[$v]}" "$sm" "$(join_runs "${COPY_RUNS[$v]}")" \
-				"$(ratio "$sm" "$base_s")" "$(awk -v s="$sm" -v n="$COPY_ROWS" 'BEGIN { print s * 1e6 / n }')"
-			# shellcheck disable=SC2086
-			spread_txt="$spread_txt${spread_txt:+, }${LABEL[$v]} $(spread ${COPY_RUNS[$v]}) %"
-		done
-		echo
-		echo "Run-to-run spread ((max - min) / median): $spread_txt"
-		# shellcheck disable=SC2086
+		seconds_table COPY_RUNS "$COPY_ROWS"
 		echo
 		echo "Then one \`UPDATE trades_X SET quantity = quantity + 0.001, note = 'upd'\` of $UPDATE_ROWS of the copied rows (CHECKPOINT and autovacuum idle first), in the same rounds:"
 		echo
-		echo "| variant | median s | runs | ratio vs no audit | µs/row |"
-		echo "|---|---:|---|---:|---:|"
+		seconds_table UPDATE_RUNS "$UPDATE_ROWS"
 		# shellcheck disable=SC2086
-		base_u=$(median ${UPDATE_RUNS[none]})
-		for v in "${COPY_VARIANTS[@]}"; do
-			# shellcheck disable=SC2086
-			um=$(median ${UPDATE_RUNS[$v]})
-			printf '| %s | %.2f | %s | %s× | %.2f |\n' "${LABEL[$v]}" "$um" "$(join_runs "${UPDATE_RUNS[$v]}")" \
-				"$(ratio "$um" "$base_u")" "$(awk -v s="$um" -v n="$UPDATE_ROWS" 'BEGIN { print s * 1e6 / n }')"
-		done
+		base_s=$(median ${COPY_RUNS[none]})
 		# shellcheck disable=SC2086
 		copy_r=$(ratio "$(median ${COPY_RUNS[tg]})" "$base_s")
 		copy_ok=$(awk -v r="$copy_r" 'BEGIN { print (r <= 1.6) ? "PASS" : "MISS" }')
