@@ -19,7 +19,10 @@ OBJS = \
 	src/order_stats.o \
 	src/protect.o \
 	src/audit.o \
-	src/audit_ddl.o
+	src/audit_ddl.o \
+	src/conn_rules.o \
+	src/conn_state.o \
+	src/conn_guard.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

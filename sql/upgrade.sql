@@ -42,6 +42,10 @@ CREATE TABLE t (id int PRIMARY KEY);
 SELECT trading_guard.enable_audit('t');
 INSERT INTO t VALUES (1);
 SELECT operation, row_key FROM trading_guard.audit_log WHERE table_name = 't' ORDER BY id;
+-- the upgraded extension reads what the connection guard recorded: this
+-- session came in over the Unix socket
+SELECT decision, reason, client_addr, ssl_version, rule
+  FROM trading_guard.connection_events WHERE pid = pg_backend_pid();
 
 -- the same objects, with the same columns, as a fresh install
 SELECT * FROM ext_objects();

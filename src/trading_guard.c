@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 
 #include "audit.h"
+#include "conn_guard.h"
 #include "order_stats.h"
 #include "shmem.h"
 #include "validate.h"
@@ -34,6 +35,7 @@ _PG_init(void)
 	tg_validate_init();
 	tg_order_stats_init();
 	tg_audit_init();
+	tg_conn_guard_init();
 
 	MarkGUCPrefixReserved("trading_guard");
 }

@@ -1,0 +1,475 @@
+/*-------------------------------------------------------------------------
+ *
+ * conn_guard.c
+ *	  The connection guard: a ClientAuthentication_hook that refuses TCP
+ *	  connections without TLS, with TLS older than a minimum, from addresses
+ *	  no rule allows for the role, without a client certificate a rule asks
+ *	  for, or from banned addresses; and an emit_log_hook that records the
+ *	  logins PostgreSQL itself refuses before the hook would run.
+ *
+ * Both hooks exist only when the library is preloaded.  The hook runs after
+ * PostgreSQL's own authentication (pg_hba.conf, password, certificate), so
+ * pg_hba.conf hostssl lines remain the first defence: by the time we refuse
+ * a plaintext connection its password has crossed the wire.
+ *
+ * Settings are PGC_SIGHUP.  trading_guard.rules is parsed by its check hook
+ * (src/conn_rules.c), once per reload in each process; backends inherit the
+ * postmaster's parsed copy when they fork.  A malformed value is refused by
+ * the check hook, so on reload the previous rules stay in force; at server
+ * start there are no previous rules, so TCP connections are refused (reason
+ * rules_invalid) until a valid value is loaded.  Neither fails open.
+ *
+ * Messages: the client sees only a generic refusal (SQLSTATE 28000); the
+ * reason, the rule and the address go to the server log via errdetail_log.
+ *
+ * What is recorded and counted lives in src/conn_state.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq/auth.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "conn_guard.h"
+#include "conn_rules.h"
+#include "conn_state.h"
+#include "shmem.h"
+
+/* trading_guard.ssl_min_protocol: ordinals, so that "older" is "<" */
+enum
+{
+	TG_TLS_UNKNOWN = 0,
+	TG_TLS_V1,
+	TG_TLS_V1_1,
+	TG_TLS_V1_2,
+	TG_TLS_V1_3
+};
+
+static const struct config_enum_entry policy_options[] = {
+	{"off", TG_POLICY_OFF, false},
+	{"log", TG_POLICY_LOG, false},
+	{"enforce", TG_POLICY_ENFORCE, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry tls_options[] = {
+	{"TLSv1", TG_TLS_V1, false},
+	{"TLSv1.1", TG_TLS_V1_1, false},
+	{"TLSv1.2", TG_TLS_V1_2, false},
+	{"TLSv1.3", TG_TLS_V1_3, false},
+	{NULL, 0, false}
+};
+
+/* GUCs */
+int			tg_connection_policy = TG_POLICY_ENFORCE;
+int			tg_ssl_min_protocol = TG_TLS_V1_2;
+bool		tg_allow_local = true;
+char	   *tg_rules = NULL;
+int			tg_max_auth_failures = 5;
+int			tg_failure_window = 60;
+int			tg_ban_time = 600;
+
+/* The parsed trading_guard.rules (the GUC's extra); never NULL once defined */
+static TgRuleSet *current_rules = NULL;
+
+/* True while _PG_init defines trading_guard.rules */
+static bool defining_rules = false;
+
+/* The value in force at server start was malformed and none has replaced it */
+static bool rules_invalid = false;
+
+/* Set just before our own FATAL, so that the log hook does not record it again */
+static bool refusing = false;
+
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static bool
+rules_check(char **newval, void **extra, GucSource source)
+{
+	char	   *error = NULL;
+	TgRuleSet  *set = tg_rules_parse(*newval, &error);
+
+	if (set == NULL)
+	{
+		if (error == NULL)
+		{
+			GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+			GUC_check_errdetail("Out of memory while parsing the rules.");
+		}
+		else
+			GUC_check_errdetail("%c%s.", pg_toupper((unsigned char) error[0]), error + 1);
+		if (defining_rules)
+			rules_invalid = true;
+		return false;
+	}
+	*extra = set;
+	return true;
+}
+
+static void
+rules_assign(const char *newval, void *extra)
+{
+	current_rules = (TgRuleSet *) extra;
+	rules_invalid = false;
+}
+
+static int
+tls_ordinal(const char *version)
+{
+	if (version == NULL)
+		return TG_TLS_UNKNOWN;
+	if (strcmp(version, "TLSv1.3") == 0)
+		return TG_TLS_V1_3;
+	if (strcmp(version, "TLSv1.2") == 0)
+		return TG_TLS_V1_2;
+	if (strcmp(version, "TLSv1.1") == 0)
+		return TG_TLS_V1_1;
+	if (strcmp(version, "TLSv1") == 0)
+		return TG_TLS_V1;
+	return TG_TLS_UNKNOWN;
+}
+
+static const char *
+tls_name(int ordinal)
+{
+	for (const struct config_enum_entry *e = tls_options; e->name; e++)
+	{
+		if (e->val == ordinal)
+			return e->name;
+	}
+	return "?";
+}
+
+/* Does one of the rule's roles name this role (role may be InvalidOid)? */
+static bool
+rule_matches_role(const TgRuleSet *set, const TgRule *rule,
+				  const char *user, Oid *roleid, bool *roleid_known)
+{
+	for (int i = 0; i < rule->nroles; i++)
+	{
+		const TgRoleRef *ref = &set->roles[rule->first_role + i];
+
+		switch (ref->kind)
+		{
+			case TG_ROLE_ANY:
+				return true;
+			case TG_ROLE_NAME:
+				if (strcmp(ref->name, user) == 0)
+					return true;
+				break;
+			case TG_ROLE_GROUP:
+				{
+					Oid			groupid;
+
+					if (!*roleid_known)
+					{
+						*roleid = get_role_oid(user, true);
+						*roleid_known = true;
+					}
+					groupid = get_role_oid(ref->name, true);
+					if (OidIsValid(*roleid) && OidIsValid(groupid) &&
+						is_member_of_role_nosuper(*roleid, groupid))
+						return true;
+				}
+				break;
+		}
+	}
+	return false;
+}
+
+/* Fill in what the port says about the connection */
+static void
+describe_port(Port *port, TgConnAttempt *a)
+{
+	memset(a, 0, sizeof(*a));
+	(void) tg_addr_from_sockaddr(&port->raddr.addr, &a->addr);
+	a->role = port->user_name;
+	a->database = port->database_name;
+	a->application = port->application_name;
+	if (port->ssl_in_use)
+	{
+		a->ssl_version = be_tls_get_version(port);
+		a->ssl_cipher = be_tls_get_cipher(port);
+		a->client_cert = port->peer_cert_valid;
+	}
+}
+
+/*
+ * Decide about an authenticated connection.  Sets a->decision/reason/rule;
+ * for a refusal, *detail says why (for the server log only).
+ */
+static void
+decide(Port *port, TgConnAttempt *a, char **detail, bool *role_exists)
+{
+	char		addrbuf[64];
+	TimestampTz until;
+	Oid			roleid = InvalidOid;
+	bool		roleid_known = false;
+	int			version;
+
+	*detail = NULL;
+	a->decision = TG_CONN_ALLOWED;
+	tg_addr_format(&a->addr, addrbuf, sizeof(addrbuf));
+
+	if (a->addr.family == 0)
+	{
+		a->reason = tg_allow_local ? TG_REASON_LOCAL : TG_REASON_LOCAL_NOT_ALLOWED;
+		if (!tg_allow_local)
+			*detail = psprintf("Unix-socket connections are refused (trading_guard.allow_local is off)");
+	}
+	else if (tg_conn_banned(&a->addr, &until))
+	{
+		a->reason = TG_REASON_BANNED;
+		*detail = psprintf("address %s is banned until %s", addrbuf,
+						   timestamptz_to_str(until));
+	}
+	else if (rules_invalid)
+	{
+		a->reason = TG_REASON_RULES_INVALID;
+		*detail = psprintf("trading_guard.rules was malformed at server start; TCP connections are refused until a valid value is loaded");
+	}
+	else if (!port->ssl_in_use)
+	{
+		a->reason = TG_REASON_NO_TLS;
+		*detail = psprintf("connection from %s without TLS", addrbuf);
+	}
+	else if ((version = tls_ordinal(a->ssl_version)) < tg_ssl_min_protocol)
+	{
+		a->reason = TG_REASON_TLS_VERSION;
+		*detail = psprintf("%s is older than trading_guard.ssl_min_protocol (%s)",
+						   a->ssl_version ? a->ssl_version : "unknown TLS version",
+						   tls_name(tg_ssl_min_protocol));
+	}
+	else if (current_rules == NULL || current_rules->nrules == 0)
+		a->reason = TG_REASON_NO_ALLOWLIST;
+	else
+	{
+		const TgRuleSet *set = current_rules;
+
+		a->reason = TG_REASON_NO_MATCHING_RULE;
+		for (int i = 0; i < set->nrules; i++)
+		{
+			const TgRule *rule = &set->rules[i];
+
+			if (!tg_rule_matches_addr(set, rule, &a->addr) ||
+				!rule_matches_role(set, rule, port->user_name, &roleid, &roleid_known))
+				continue;
+			a->rule = i + 1;
+			if (rule->cert && !port->peer_cert_valid)
+			{
+				a->reason = TG_REASON_CLIENT_CERT_REQUIRED;
+				*detail = psprintf("rule %d of trading_guard.rules requires a valid client certificate",
+								   a->rule);
+			}
+			else
+				a->reason = TG_REASON_RULE;
+			break;
+		}
+		if (a->reason == TG_REASON_NO_MATCHING_RULE)
+			*detail = psprintf("no rule of trading_guard.rules allows role \"%s\" from %s",
+							   port->user_name, addrbuf);
+	}
+
+	if (*detail != NULL)
+		a->decision = tg_connection_policy == TG_POLICY_ENFORCE ?
+			TG_CONN_REFUSED : TG_CONN_WOULD_REFUSE;
+
+	/* a role that does not exist is refused by PostgreSQL right after us */
+	if (!roleid_known)
+		roleid = get_role_oid(port->user_name, true);
+	*role_exists = OidIsValid(roleid);
+}
+
+/*
+ * ClientAuthentication_hook: runs once authentication has succeeded or
+ * failed; we act only on success (a failure is reported by PostgreSQL and
+ * recorded by the log hook).
+ */
+static void
+conn_client_auth(Port *port, int status)
+{
+	TgConnAttempt a;
+	char	   *detail;
+	char		addrbuf[64];
+	bool		role_exists;
+
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+
+	if (status != STATUS_OK || tg_connection_policy == TG_POLICY_OFF)
+		return;
+
+	describe_port(port, &a);
+	decide(port, &a, &detail, &role_exists);
+
+	if (a.decision != TG_CONN_ALLOWED || role_exists)
+		tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
+
+	if (detail == NULL)
+		return;
+
+	tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
+	if (a.decision == TG_CONN_WOULD_REFUSE)
+	{
+		ereport(LOG,
+				(errmsg("trading_guard: connection would be refused: %s (role \"%s\", database \"%s\", address %s)",
+						detail, port->user_name, port->database_name, addrbuf)));
+		return;
+	}
+
+	refusing = true;
+	if (a.reason == TG_REASON_NO_TLS)
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("TLS is required for connections to this server"),
+				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\").",
+							   detail, port->user_name, port->database_name)));
+	else
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("connection refused"),
+				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
+							   detail, port->user_name, port->database_name, addrbuf)));
+}
+
+/* Which refusal by PostgreSQL is this log message, if any? */
+static bool
+classify_refusal(const ErrorData *edata, TgConnReason *reason)
+{
+	const char *id = edata->message_id ? edata->message_id : "";
+
+	if (edata->elevel == COMMERROR)
+	{
+		if (strncmp(id, "could not accept SSL connection", 31) != 0)
+			return false;
+		*reason = TG_REASON_TLS_HANDSHAKE;
+		return true;
+	}
+	if (edata->sqlerrcode == ERRCODE_INVALID_PASSWORD)
+		*reason = TG_REASON_PASSWORD;
+	else if (edata->sqlerrcode != ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION)
+		return false;
+	else if (strncmp(id, "pg_hba.conf rejects", 19) == 0)
+		*reason = TG_REASON_HBA_REJECT;
+	else if (strncmp(id, "no pg_hba.conf entry", 20) == 0)
+		*reason = TG_REASON_HBA_NO_ENTRY;
+	else if (strstr(id, "certificate") != NULL)
+		*reason = TG_REASON_CLIENT_CERT;
+	else
+		*reason = TG_REASON_AUTH_FAILED;
+	return true;
+}
+
+/*
+ * emit_log_hook: record the connection attempts that PostgreSQL refuses
+ * (pg_hba.conf, password, client certificate, TLS handshake, unknown role),
+ * which never reach conn_client_auth.  Called for every message this
+ * process logs, so it returns at once for anything but FATAL and COMMERROR.
+ */
+static void
+conn_log_hook(ErrorData *edata)
+{
+	TgConnReason reason;
+	TgConnAttempt a;
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+
+	if ((edata->elevel != FATAL && edata->elevel != COMMERROR) ||
+		MyProcPort == NULL || refusing ||
+		tg_connection_policy == TG_POLICY_OFF ||
+		!classify_refusal(edata, &reason))
+		return;
+
+	describe_port(MyProcPort, &a);
+	if (reason == TG_REASON_TLS_HANDSHAKE)
+		a.role = a.database = a.application = NULL;	/* not read yet */
+	a.decision = TG_CONN_REFUSED;
+	a.reason = reason;
+	tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
+}
+
+/*
+ * Define the GUCs; when preloading, install the hooks and ask for shared
+ * memory.
+ */
+void
+tg_conn_guard_init(void)
+{
+	DefineCustomEnumVariable("trading_guard.connection_policy",
+							 "What the connection guard does: off, log (record what would be refused) or enforce.",
+							 NULL,
+							 &tg_connection_policy,
+							 TG_POLICY_ENFORCE,
+							 policy_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("trading_guard.ssl_min_protocol",
+							 "Oldest TLS version accepted on TCP connections.",
+							 NULL,
+							 &tg_ssl_min_protocol,
+							 TG_TLS_V1_2,
+							 tls_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("trading_guard.allow_local",
+							 "Whether Unix-socket connections are allowed.",
+							 NULL,
+							 &tg_allow_local,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	defining_rules = true;
+	DefineCustomStringVariable("trading_guard.rules",
+							   "Allowlist of roles and client networks for TCP connections.",
+							   "Rules separated by \";\", each \"roles networks [cert]\"; empty: no allowlist.",
+							   &tg_rules,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   rules_check, rules_assign, NULL);
+	defining_rules = false;
+
+	DefineCustomIntVariable("trading_guard.max_auth_failures",
+							"Failed or refused connection attempts from one address, within failure_window, above which it is banned (0: never ban).",
+							NULL,
+							&tg_max_auth_failures,
+							5, 0, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("trading_guard.failure_window",
+							"Time window in which failed connection attempts from one address are counted.",
+							NULL,
+							&tg_failure_window,
+							60, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("trading_guard.ban_time",
+							"How long a banned address stays banned.",
+							NULL,
+							&tg_ban_time,
+							600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	tg_conn_state_init();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	if (rules_invalid)
+		ereport(LOG,
+				(errmsg("trading_guard: trading_guard.rules is malformed; TCP connections will be refused until a valid value is loaded")));
+
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = conn_client_auth;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = conn_log_hook;
+}
