@@ -48,6 +48,7 @@ REGRESS = \
 	audit_types \
 	audit_partitions \
 	audit_guard \
+	conn_rules \
 	upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale
