@@ -123,6 +123,10 @@ ssl_cert_file = 'server.crt'
 ssl_key_file = 'server.key'
 ssl_min_protocol_version = 'TLSv1.2'
 shared_preload_libraries = 'trading_guard'
+# the connection guard: TLS 1.3 only, any role but only from this machine
+trading_guard.connection_policy = enforce
+trading_guard.ssl_min_protocol = 'TLSv1.3'
+trading_guard.rules = '* 127.0.0.1, ::1'
 EOF
 
 # Throwaway demo: trust, but TCP only with TLS, and nothing from elsewhere.
@@ -249,8 +253,25 @@ SELECT event_time, operation, old_row->>'quantity' AS old_quantity, new_row->>'q
 DELETE FROM trading_guard.audit_log;
 \set ON_ERROR_STOP on
 SELECT * FROM trading_guard.audited_tables;
+
+\echo '== the connection guard recorded every attempt, the refused ones too'
+SELECT client_addr, role_name, ssl_version, decision, reason, rule
+  FROM trading_guard.connection_events ORDER BY event_time;
+SELECT decision, reason, connections FROM trading_guard.connection_stats ORDER BY 1, 2;
 SQL
 }
+
+# Two connection attempts the demo expects to be refused, to show them
+# recorded: plaintext (refused by pg_hba.conf's reject line) and TLS 1.2
+# (refused by trading_guard.ssl_min_protocol).  The client sees no reason.
+tg_log "connection guard: a plaintext and a TLS 1.2 attempt, both refused"
+for opts in "sslmode=disable" "sslmode=verify-full sslrootcert=$DATA/server.crt ssl_max_protocol_version=TLSv1.2"; do
+	if tg_as_runner "$BINDIR/psql" -X -Atc 'SELECT 1' \
+		"host=localhost hostaddr=127.0.0.1 port=$PORT dbname=demo $opts" >/dev/null 2>"$LIVE/refused.err"; then
+		tg_die "the connection guard let in a connection it should refuse ($opts)"
+	fi
+	printf '   %s -> %s\n' "$opts" "$(head -n 1 "$LIVE/refused.err")" >&2
+done
 
 tg_log "running the demo"
 INFO=$(cat "$TG_REPO/test/exchange_info.json")
