@@ -193,6 +193,7 @@ describe_port(Port *port, TgConnAttempt *a)
 	a->role = port->user_name;
 	a->database = port->database_name;
 	a->application = port->application_name;
+	a->tls = port->ssl_in_use;
 	if (port->ssl_in_use)
 	{
 		a->ssl_version = be_tls_get_version(port);
@@ -390,7 +391,10 @@ conn_log_hook(ErrorData *edata)
 
 	describe_port(MyProcPort, &a);
 	if (reason == TG_REASON_TLS_HANDSHAKE)
+	{
+		a.tls = true;			/* though ssl_in_use is not set */
 		a.role = a.database = a.application = NULL;	/* not read yet */
+	}
 	a.decision = TG_CONN_REFUSED;
 	a.reason = reason;
 	tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);

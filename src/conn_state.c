@@ -232,7 +232,7 @@ count_failure(const TgConnAttempt *a, TimestampTz now, uint32 who,
 			  int max_failures, int window_s, int ban_s)
 {
 	TgAddrEntry *e = find_or_make_entry(&a->addr, now);
-	bool		tls = a->ssl_version != NULL;
+	bool		tls = a->tls;
 
 	e->last_seen = now;
 	if (e->banned_until > now)

@@ -54,6 +54,7 @@ typedef struct TgConnAttempt
 	const char *role;			/* may be NULL (TLS handshake failures) */
 	const char *database;
 	const char *application;
+	bool		tls;			/* a TLS attempt (the handshake may have failed) */
 	const char *ssl_version;	/* NULL without TLS */
 	const char *ssl_cipher;
 	bool		client_cert;
