@@ -28,12 +28,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "conn_guard.h"
@@ -86,6 +88,13 @@ static bool rules_invalid = false;
 
 /* Set just before our own FATAL, so that the log hook does not record it again */
 static bool refusing = false;
+
+/*
+ * PostgreSQL logged that the client certificate failed pg_hba.conf's
+ * clientcert=verify-full check; the FATAL that follows only names the
+ * authentication method, so remember why.
+ */
+static bool cert_check_failed = false;
 
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
@@ -184,6 +193,24 @@ rule_matches_role(const TgRuleSet *set, const TgRule *rule,
 	return false;
 }
 
+/*
+ * Will PostgreSQL let this role log in once we let it through?  A role that
+ * does not exist or lacks LOGIN is refused right after us (and that refusal
+ * recorded by the log hook), so we do not record it as allowed first.
+ */
+static bool
+role_can_login(const char *user)
+{
+	HeapTuple	tuple = SearchSysCache1(AUTHNAME, PointerGetDatum(user));
+	bool		result;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	result = ((Form_pg_authid) GETSTRUCT(tuple))->rolcanlogin;
+	ReleaseSysCache(tuple);
+	return result;
+}
+
 /* Fill in what the port says about the connection */
 static void
 describe_port(Port *port, TgConnAttempt *a)
@@ -207,7 +234,7 @@ describe_port(Port *port, TgConnAttempt *a)
  * for a refusal, *detail says why (for the server log only).
  */
 static void
-decide(Port *port, TgConnAttempt *a, char **detail, bool *role_exists)
+decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 {
 	char		addrbuf[64];
 	TimestampTz until;
@@ -239,7 +266,7 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *role_exists)
 	else if (!port->ssl_in_use)
 	{
 		a->reason = TG_REASON_NO_TLS;
-		*detail = psprintf("connection from %s without TLS", addrbuf);
+		*detail = psprintf("connection without TLS");
 	}
 	else if ((version = tls_ordinal(a->ssl_version)) < tg_ssl_min_protocol)
 	{
@@ -282,10 +309,7 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *role_exists)
 		a->decision = tg_connection_policy == TG_POLICY_ENFORCE ?
 			TG_CONN_REFUSED : TG_CONN_WOULD_REFUSE;
 
-	/* a role that does not exist is refused by PostgreSQL right after us */
-	if (!roleid_known)
-		roleid = get_role_oid(port->user_name, true);
-	*role_exists = OidIsValid(roleid);
+	*can_login = role_can_login(port->user_name);
 }
 
 /*
@@ -299,7 +323,7 @@ conn_client_auth(Port *port, int status)
 	TgConnAttempt a;
 	char	   *detail;
 	char		addrbuf[64];
-	bool		role_exists;
+	bool		can_login;
 
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
@@ -308,9 +332,9 @@ conn_client_auth(Port *port, int status)
 		return;
 
 	describe_port(port, &a);
-	decide(port, &a, &detail, &role_exists);
+	decide(port, &a, &detail, &can_login);
 
-	if (a.decision != TG_CONN_ALLOWED || role_exists)
+	if (a.decision != TG_CONN_ALLOWED || can_login)
 		tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
 
 	if (detail == NULL)
@@ -330,8 +354,8 @@ conn_client_auth(Port *port, int status)
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("TLS is required for connections to this server"),
-				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\").",
-							   detail, port->user_name, port->database_name)));
+				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
+							   detail, port->user_name, port->database_name, addrbuf)));
 	else
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
@@ -361,7 +385,7 @@ classify_refusal(const ErrorData *edata, TgConnReason *reason)
 		*reason = TG_REASON_HBA_REJECT;
 	else if (strncmp(id, "no pg_hba.conf entry", 20) == 0)
 		*reason = TG_REASON_HBA_NO_ENTRY;
-	else if (strstr(id, "certificate") != NULL)
+	else if (cert_check_failed || strstr(id, "certificate") != NULL)
 		*reason = TG_REASON_CLIENT_CERT;
 	else
 		*reason = TG_REASON_AUTH_FAILED;
@@ -383,6 +407,12 @@ conn_log_hook(ErrorData *edata)
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 
+	if (edata->elevel == LOG && ClientAuthInProgress && edata->message_id &&
+		strncmp(edata->message_id, "certificate validation (clientcert=verify-full) failed", 54) == 0)
+	{
+		cert_check_failed = true;
+		return;
+	}
 	if ((edata->elevel != FATAL && edata->elevel != COMMERROR) ||
 		MyProcPort == NULL || refusing ||
 		tg_connection_policy == TG_POLICY_OFF ||

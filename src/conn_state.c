@@ -138,12 +138,15 @@ conn_shmem_init(void *ptr, bool found)
 
 /*
  * Define the two postmaster GUCs that size shared memory and ask for it.
- * Called from the connection guard's init while preloading, and also when
- * loaded on demand (so SHOW works and the names are not placeholders).
+ * Only while preloading: PostgreSQL refuses to define PGC_POSTMASTER
+ * settings in a library loaded later, and there is no shared memory then.
  */
 void
 tg_conn_state_init(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomIntVariable("trading_guard.max_connection_events",
 							"Number of recent connection attempts kept in the connection_events view.",
 							NULL,
@@ -159,9 +162,8 @@ tg_conn_state_init(void)
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 
-	if (process_shared_preload_libraries_in_progress)
-		tg_shmem_register("trading_guard connection guard", conn_shmem_size(),
-						  conn_shmem_init);
+	tg_shmem_register("trading_guard connection guard", conn_shmem_size(),
+					  conn_shmem_init);
 }
 
 static bool
