@@ -56,6 +56,8 @@
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck source=SCRIPTDIR/stats.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-5}
@@ -427,28 +429,6 @@ wait_quiet() {
 		sleep 0.05
 	done
 	tg_die "backends on cluster $1 did not exit"
-}
-
-median() { # numbers as arguments
-	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-		if (NR == 0) exit 1
-		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-# (max - min) / median, in %
-spread() { # numbers as arguments
-	printf '%s\n' "$@" | sort -g | awk -v m="$(median "$@")" 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f", (hi - lo) * 100 / m }'
-}
-join_runs() { echo "$*" | sed 's/^ *//; s/ \+/, /g'; }
-# Configurations $2... in round $1, rotated by the round, so that no
-# configuration always runs first or last in a round.
-rotated() {
-	local r=$1 i
-	shift
-	local vs=("$@")
-	for i in "${!vs[@]}"; do
-		echo "${vs[$(((i + r - 1) % ${#vs[@]}))]}"
-	done
 }
 
 tg_log "warm-up: ${WARMUP_SECONDS}s of pgbench -C per configuration"

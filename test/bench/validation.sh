@@ -32,6 +32,8 @@
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck source=SCRIPTDIR/stats.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-3}
@@ -336,25 +338,12 @@ for v in plpgsql tg; do
 	expect_reject "$v" "NOTIONAL max" "('BTCUSDT', 'BUY', 9000, 1001)"
 done
 
-median() { # numbers as arguments
-	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-		if (NR == 0) exit 1
-		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
-# The variants in round r, rotated by r, so that no variant always runs
-# first or last in a round (the machine's load drifts within a round too).
-rotated() {
-	local r=$1 n=${#VARIANTS[@]} i
-	for i in $(seq 0 $((n - 1))); do
-		echo "${VARIANTS[$(((i + r - 1) % n))]}"
-	done
-}
 
 declare -A TPS_RUNS=() CPU_RUNS=()
 tg_log "insert TPS: $ROUNDS interleaved rounds x ${#VARIANTS[@]} variants x ${BENCH_SECONDS}s"
 for r in $(seq 1 "$ROUNDS"); do
-	for v in $(rotated "$r"); do
+	for v in $(rotated "$r" "${VARIANTS[@]}"); do
 		reset_tables
 		n0=$(pm_children)
 		t0=$(backend_ticks)
@@ -478,7 +467,7 @@ bulk_ms() { # variant -> ms for inserting bulk_src into its table
 for v in "${VARIANTS[@]}"; do bulk_ms "$v" >/dev/null; done	# warm up
 declare -A BULK_RUNS=()
 for r in $(seq 1 "$ROUNDS"); do
-	for v in $(rotated "$r"); do
+	for v in $(rotated "$r" "${VARIANTS[@]}"); do
 		t=""
 		for _ in $(seq 1 "$EVAL_REPS"); do t="$t $(bulk_ms "$v")"; done
 		# shellcheck disable=SC2086
@@ -537,7 +526,7 @@ CG_LARGE=${CG_LARGE:-1200}
 cg_run plain "$CG_SMALL" >/dev/null	# warm up; also collects the files of earlier sessions
 declare -A CG_RUNS=()
 for r in $(seq 1 3); do
-	for v in $(rotated "$r"); do
+	for v in $(rotated "$r" "${VARIANTS[@]}"); do
 		small=$(cg_run "$v" "$CG_SMALL")
 		large=$(cg_run "$v" "$CG_LARGE")
 		per=$(awk -v a="$large" -v b="$small" -v n=$((CG_LARGE - CG_SMALL)) 'BEGIN { printf "%.0f", (a - b) / n }')
@@ -555,7 +544,6 @@ tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -l "$BDIR/server.log" -w -t 120 start >/
 # ---------------------------------------------------------------------------
 PG_VERSION=$(psql_db -c "SHOW server_version")
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-join_runs() { echo "$*" | sed 's/^ *//; s/ \+/, /g'; }
 
 declare -A TPS_MED=()
 for v in "${VARIANTS[@]}"; do
