@@ -22,7 +22,9 @@ OBJS = \
 	src/audit_ddl.o \
 	src/conn_rules.o \
 	src/conn_state.o \
-	src/conn_guard.o
+	src/conn_guard.o \
+	src/redact.o \
+	src/keyring.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.
@@ -49,6 +51,7 @@ REGRESS = \
 	audit_partitions \
 	audit_guard \
 	conn_rules \
+	redact \
 	upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale

@@ -18,7 +18,9 @@
 
 #include "audit.h"
 #include "conn_guard.h"
+#include "keyring.h"
 #include "order_stats.h"
+#include "redact.h"
 #include "shmem.h"
 #include "validate.h"
 
@@ -36,6 +38,8 @@ _PG_init(void)
 	tg_order_stats_init();
 	tg_audit_init();
 	tg_conn_guard_init();
+	tg_redact_init();
+	tg_keyring_init();
 
 	MarkGUCPrefixReserved("trading_guard");
 }

@@ -39,6 +39,17 @@
 /* TG062 (a column both excluded and masked, or a masked key) is raised by enable_audit() in SQL */
 #define ERRCODE_TG_AUDIT_SETTINGS_STALE	MAKE_SQLSTATE('T','G','0','6','3')
 
+/* key ring and credential vault (src/keyring.c, src/vault.c, src/redact.c) */
+#define ERRCODE_TG_LITERAL_SECRET		MAKE_SQLSTATE('T','G','0','7','0')
+#define ERRCODE_TG_KEYRING_UNAVAILABLE	MAKE_SQLSTATE('T','G','0','7','1')
+#define ERRCODE_TG_KEY_VERSION_MISSING	MAKE_SQLSTATE('T','G','0','7','2')
+#define ERRCODE_TG_DECRYPTION_FAILED	MAKE_SQLSTATE('T','G','0','7','3')
+#define ERRCODE_TG_CREDENTIAL_NOT_FOUND	MAKE_SQLSTATE('T','G','0','7','4')
+#define ERRCODE_TG_CREDENTIAL_REVOKED	MAKE_SQLSTATE('T','G','0','7','5')
+#define ERRCODE_TG_WRONG_ENVIRONMENT	MAKE_SQLSTATE('T','G','0','7','6')
+#define ERRCODE_TG_SECRET_REUSED		MAKE_SQLSTATE('T','G','0','7','7')
+#define ERRCODE_TG_CREDENTIAL_EXISTS	MAKE_SQLSTATE('T','G','0','7','8')
+
 /*
  * Symbols: a base asset of 2 to 10 characters followed by a quote asset of
  * 2 to 10 characters, all A-Z or 0-9.

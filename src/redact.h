@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * redact.h
+ *	  Keeping credentials out of logs: redaction of credential function
+ *	  calls in log lines, refusal of literal secrets in SQL text, and
+ *	  mask_sensitive(jsonb).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TG_REDACT_H
+#define TG_REDACT_H
+
+extern void tg_redact_init(void);
+
+#endif							/* TG_REDACT_H */
