@@ -24,7 +24,8 @@ OBJS = \
 	src/conn_state.o \
 	src/conn_guard.o \
 	src/redact.o \
-	src/keyring.o
+	src/keyring.o \
+	src/vault.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

@@ -1391,11 +1391,30 @@ void
 tg_audit_write_event(const char *operation, Oid relid,
 					 const char *schema, const char *name, Jsonb *detail)
 {
+	tg_audit_write_keyed_event(operation, relid, schema, name, NULL, detail);
+}
+
+/*
+ * The same for an event about one row of a table (a credential of the
+ * vault): row_key, in the form tg_key_text writes ({"id": 5}), makes the
+ * event part of that row's history().
+ */
+void
+tg_audit_write_keyed_event(const char *operation, Oid relid,
+						   const char *schema, const char *name,
+						   const char *row_key, Jsonb *detail)
+{
 	TgAuditWriter w;
 	Datum		values[AL_NATTS];
 	bool		nulls[AL_NATTS];
 
 	memset(nulls, true, sizeof(nulls));
+	if (row_key != NULL)
+	{
+		values[AL_ROW_KEY] = CStringGetTextDatum(row_key);
+		values[AL_KEY_HASH] = Int64GetDatum(tg_key_hash(DatumGetTextPP(values[AL_ROW_KEY])));
+		nulls[AL_ROW_KEY] = nulls[AL_KEY_HASH] = false;
+	}
 	if (OidIsValid(relid))
 	{
 		char	   *relname = get_rel_name(relid);

@@ -25,6 +25,9 @@ extern void tg_audit_init(void);
 extern void tg_audit_write_event(const char *operation, Oid relid,
 								 const char *schema, const char *name,
 								 Jsonb *detail);
+extern void tg_audit_write_keyed_event(const char *operation, Oid relid,
+									   const char *schema, const char *name,
+									   const char *row_key, Jsonb *detail);
 
 /* OIDs of the extension's objects in schema trading_guard (InvalidOid if absent) */
 extern Oid	tg_audit_log_oid(void);

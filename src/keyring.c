@@ -73,7 +73,6 @@
 #include "shmem.h"
 #include "trading_guard.h"
 
-#define TG_KEYRING_MAX_VERSIONS	32
 #define TG_KEYRING_MAX_TEXT		65536	/* bytes of key ring text accepted */
 #define TG_KEYRING_ERROR_LEN	256
 
@@ -911,6 +910,30 @@ tg_keyring_get(uint32 version, TgKeyVersion *kv)
 		if (pg_atomic_read_u64(&ring->generation) == gen)
 			return found;
 		/* a reload published meanwhile: copy again */
+	}
+}
+
+/*
+ * The versions in the ring, ascending, into versions[max]; returns how
+ * many.  Call tg_keyring_require() first.
+ */
+int
+tg_keyring_versions(uint32 *versions, int max)
+{
+	for (;;)
+	{
+		uint64		gen = pg_atomic_read_u64(&ring->generation);
+		const TgKeySlot *slot;
+		int			n;
+
+		pg_read_barrier();
+		slot = &ring->slots[ring->active];
+		n = Min(slot->nversions, max);
+		for (int i = 0; i < n; i++)
+			versions[i] = slot->versions[i].version;
+		pg_read_barrier();
+		if (pg_atomic_read_u64(&ring->generation) == gen)
+			return n;
 	}
 }
 

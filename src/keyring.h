@@ -21,6 +21,7 @@
 
 #define TG_KEY_LEN			32		/* 256-bit keys and subkeys */
 #define TG_KEY_ID_LEN		16		/* hex characters of a key's fingerprint */
+#define TG_KEYRING_MAX_VERSIONS	32
 
 typedef enum TgKeyPurpose
 {
@@ -39,6 +40,7 @@ typedef struct TgKeyVersion
 
 extern void tg_keyring_init(void);
 extern bool tg_keyring_get(uint32 version, TgKeyVersion *kv);
+extern int	tg_keyring_versions(uint32 *versions, int max);
 extern void tg_keyring_require(void);
 extern uint64 tg_keyring_generation(void);
 extern void *tg_secure_alloc(Size size);

@@ -23,6 +23,7 @@
 #include "redact.h"
 #include "shmem.h"
 #include "validate.h"
+#include "vault.h"
 
 PG_MODULE_MAGIC;
 
@@ -40,6 +41,7 @@ _PG_init(void)
 	tg_conn_guard_init();
 	tg_redact_init();
 	tg_keyring_init();
+	tg_vault_init();
 
 	MarkGUCPrefixReserved("trading_guard");
 }

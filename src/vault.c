@@ -1,0 +1,1320 @@
+/*-------------------------------------------------------------------------
+ *
+ * vault.c
+ *	  The credential vault: exchange API secrets stored encrypted in
+ *	  trading_guard.credential_store, revealed on request or used to sign
+ *	  exchange requests inside the server.
+ *
+ * Encryption: AES-256-GCM (OpenSSL EVP) under the key ring's encryption
+ * subkey (src/keyring.c), a fresh random 96-bit nonce per encryption, in a
+ * self-describing envelope:
+ *
+ *		format (1 byte, 1) | key version (4, big-endian) | nonce (12) |
+ *		ciphertext (as long as the secret) | tag (16)
+ *
+ * The associated data are the envelope's first five bytes and a canonical
+ * string naming the credential (id, exchange, label, environment) and the
+ * field, so a ciphertext copied to another row or field does not decrypt.
+ * A secret exists in plaintext only as the SQL argument it arrived in, in
+ * this process's locked scratch page while it is used, and in the text
+ * reveal_credential() returns; never in a table (the row is inserted with
+ * its ciphertext), so never in WAL.
+ *
+ * Fingerprints: HMAC-SHA256 of the secret under the key ring's fingerprint
+ * subkey, stored with the key version used, so the same secret offered for
+ * another environment is recognised without decrypting anything.
+ *
+ * Per-backend state: a cache of credential rows by (environment, exchange,
+ * label), emptied by the relcache invalidation that a statement trigger on
+ * credential_store sends after every change (as the symbol registry does);
+ * one OpenSSL cipher context, reset after every use and on abort (resource
+ * release callback), so no key schedule outlives a call; a locked,
+ * never-dumped scratch page for the subkeys and the plaintext of one call,
+ * wiped after every use and on abort.
+ *
+ * Recording: store, rotate, revoke, rekey and each successful reveal write
+ * a row to trading_guard.audit_log (with row_key {"id": N}, so history()
+ * of credential_store shows a credential's life); a reveal also writes a
+ * server log line, which a rollback cannot take back.  Refused reveals and
+ * signatures raise an error, so their transaction cannot keep an audit row:
+ * they are written to the server log and counted in shared memory.
+ * Signatures are counted in shared memory (count and last use per
+ * credential), not written as a row each: a row per signature would cost
+ * more than the signature itself.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "audit.h"
+#include "keyring.h"
+#include "shmem.h"
+#include "trading_guard.h"
+#include "vault.h"
+
+#define ENV_FORMAT		1
+#define ENV_NONCE_LEN	12
+#define ENV_TAG_LEN		16
+#define ENV_HDR_LEN		(1 + 4 + ENV_NONCE_LEN)
+#define ENV_OVERHEAD	(ENV_HDR_LEN + ENV_TAG_LEN)
+
+#define VAULT_MAX_SECRET	4096	/* bytes of an API secret */
+#define VAULT_MAX_NAME		63		/* bytes of exchange and label */
+#define VAULT_USAGE_SLOTS	1024	/* credentials whose use is counted */
+
+enum
+{
+	TG_ENV_DEV,
+	TG_ENV_STAGING,
+	TG_ENV_PROD
+};
+
+static const struct config_enum_entry environment_options[] = {
+	{"dev", TG_ENV_DEV, false},
+	{"staging", TG_ENV_STAGING, false},
+	{"prod", TG_ENV_PROD, false},
+	{NULL, 0, false}
+};
+
+int			tg_environment = TG_ENV_DEV;
+
+/* ----------------------------------------------------------------------
+ * Shared memory: use counters per credential
+ * ----------------------------------------------------------------------
+ */
+typedef struct VaultUsage
+{
+	Oid			dbid;			/* InvalidOid = free */
+	int64		credential_id;
+	uint64		signatures;
+	uint64		reveals;
+	uint64		refusals;
+	TimestampTz last_used;
+} VaultUsage;
+
+typedef struct VaultShared
+{
+	slock_t		mutex;
+	VaultUsage	usage[VAULT_USAGE_SLOTS];
+} VaultShared;
+
+static VaultShared *vault_shared = NULL;
+
+typedef enum UsageKind
+{
+	USAGE_SIGN,
+	USAGE_REVEAL,
+	USAGE_REFUSAL
+} UsageKind;
+
+static void
+vault_shmem_init(void *ptr, bool found)
+{
+	vault_shared = (VaultShared *) ptr;
+	if (!found)
+	{
+		memset(vault_shared, 0, sizeof(VaultShared));
+		SpinLockInit(&vault_shared->mutex);
+	}
+}
+
+/* Count one use of a credential (0 = a refusal naming no credential) */
+static void
+count_use(int64 id, UsageKind kind)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint32		h = (uint32) (id ^ (id >> 32)) ^ MyDatabaseId * 2654435761U;
+	VaultUsage *u = NULL;
+
+	if (vault_shared == NULL)
+		return;
+	SpinLockAcquire(&vault_shared->mutex);
+	for (int i = 0; i < VAULT_USAGE_SLOTS; i++)
+	{
+		VaultUsage *c = &vault_shared->usage[(h + i) % VAULT_USAGE_SLOTS];
+
+		if (c->dbid == MyDatabaseId && c->credential_id == id)
+		{
+			u = c;
+			break;
+		}
+		if (c->dbid == InvalidOid)
+		{
+			c->dbid = MyDatabaseId;
+			c->credential_id = id;
+			u = c;
+			break;
+		}
+	}
+	if (u)						/* a full table stops counting new credentials */
+	{
+		if (kind == USAGE_SIGN)
+			u->signatures++;
+		else if (kind == USAGE_REVEAL)
+			u->reveals++;
+		else
+			u->refusals++;
+		if (kind != USAGE_REFUSAL)
+			u->last_used = now;
+	}
+	SpinLockRelease(&vault_shared->mutex);
+}
+
+/* ----------------------------------------------------------------------
+ * Per-backend crypto state
+ * ----------------------------------------------------------------------
+ */
+typedef struct VaultScratch
+{
+	TgKeyVersion key;
+	uint8		plain[VAULT_MAX_SECRET];
+	uint8		fingerprint_key[TG_KEY_LEN];
+} VaultScratch;
+
+static VaultScratch *scratch = NULL;
+static EVP_CIPHER_CTX *cipher_ctx = NULL;
+static EVP_CIPHER *aes_gcm = NULL;
+static const EVP_MD *sha256 = NULL;
+static bool crypto_in_use = false;
+
+/* On abort: no key schedule or plaintext left behind by an interrupted call */
+static void
+vault_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
+{
+	if (phase != RESOURCE_RELEASE_BEFORE_LOCKS || !crypto_in_use)
+		return;
+	if (cipher_ctx)
+		EVP_CIPHER_CTX_reset(cipher_ctx);
+	if (scratch)
+		OPENSSL_cleanse(scratch, sizeof(VaultScratch));
+	crypto_in_use = false;
+}
+
+static void
+crypto_begin(void)
+{
+	if (scratch == NULL)
+	{
+		scratch = tg_secure_alloc(sizeof(VaultScratch));
+		RegisterResourceReleaseCallback(vault_release, NULL);
+	}
+	if (cipher_ctx == NULL)
+	{
+		aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+		sha256 = EVP_sha256();
+		cipher_ctx = EVP_CIPHER_CTX_new();
+		if (aes_gcm == NULL || cipher_ctx == NULL || sha256 == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("OpenSSL could not provide AES-256-GCM and SHA-256")));
+	}
+	crypto_in_use = true;
+}
+
+static void
+crypto_end(void)
+{
+	EVP_CIPHER_CTX_reset(cipher_ctx);
+	OPENSSL_cleanse(scratch, sizeof(VaultScratch));
+	crypto_in_use = false;
+}
+
+/* The canonical binding of a ciphertext to its credential and field */
+static void
+build_aad(StringInfo aad, const uint8 *hdr, int64 id, const char *exchange,
+		  const char *label, const char *environment, const char *field)
+{
+	initStringInfo(aad);
+	appendBinaryStringInfo(aad, (const char *) hdr, 5);
+	appendStringInfo(aad, "trading_guard credential v1|id=" INT64_FORMAT
+					 "|exchange=%zu:%s|label=%zu:%s|environment=%zu:%s|field=%zu:%s",
+					 id, strlen(exchange), exchange, strlen(label), label,
+					 strlen(environment), environment, strlen(field), field);
+}
+
+/*
+ * Encrypt scratch->plain[len] under scratch->key into a new envelope.
+ */
+static bytea *
+seal_secret(int len, int64 id, const char *exchange, const char *label,
+			const char *environment)
+{
+	bytea	   *env = palloc(VARHDRSZ + ENV_OVERHEAD + len);
+	uint8	   *p = (uint8 *) VARDATA(env);
+	StringInfoData aad;
+	int			n1,
+				n2;
+	bool		ok;
+
+	SET_VARSIZE(env, VARHDRSZ + ENV_OVERHEAD + len);
+	p[0] = ENV_FORMAT;
+	p[1] = (uint8) (scratch->key.version >> 24);
+	p[2] = (uint8) (scratch->key.version >> 16);
+	p[3] = (uint8) (scratch->key.version >> 8);
+	p[4] = (uint8) scratch->key.version;
+	if (RAND_bytes(p + 5, ENV_NONCE_LEN) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random nonce")));
+	build_aad(&aad, p, id, exchange, label, environment, "api_secret");
+
+	ok = EVP_EncryptInit_ex(cipher_ctx, aes_gcm, NULL, NULL, NULL) == 1 &&
+		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_LEN, NULL) == 1 &&
+		EVP_EncryptInit_ex(cipher_ctx, NULL, NULL,
+						   scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5) == 1 &&
+		EVP_EncryptUpdate(cipher_ctx, NULL, &n1, (const uint8 *) aad.data, aad.len) == 1 &&
+		EVP_EncryptUpdate(cipher_ctx, p + ENV_HDR_LEN, &n1, scratch->plain, len) == 1 &&
+		EVP_EncryptFinal_ex(cipher_ctx, p + ENV_HDR_LEN + n1, &n2) == 1 &&
+		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_GET_TAG, ENV_TAG_LEN,
+							p + ENV_HDR_LEN + len) == 1;
+	EVP_CIPHER_CTX_reset(cipher_ctx);
+	pfree(aad.data);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not encrypt the secret (OpenSSL AES-256-GCM failed)")));
+	return env;
+}
+
+/* The key version an envelope names */
+static uint32
+envelope_version(const uint8 *p)
+{
+	return ((uint32) p[1] << 24) | ((uint32) p[2] << 16) | ((uint32) p[3] << 8) | p[4];
+}
+
+/*
+ * Decrypt an envelope into scratch->plain; returns the secret's length.
+ * Loads the key version it needs into scratch->key.
+ */
+static int
+open_secret(const uint8 *p, int envlen, int64 id, const char *exchange,
+			const char *label, const char *environment, const char *key_id)
+{
+	uint32		version;
+	int			len = envlen - ENV_OVERHEAD;
+	StringInfoData aad;
+	int			n1,
+				n2;
+	bool		ok;
+
+	if (envlen < ENV_OVERHEAD || p[0] != ENV_FORMAT || len > VAULT_MAX_SECRET)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_DECRYPTION_FAILED),
+				 errmsg("credential " INT64_FORMAT " could not be decrypted: not an envelope of a known format",
+						id)));
+	version = envelope_version(p);
+	if (!tg_keyring_get(version, &scratch->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
+				 errmsg("key version %u, needed to decrypt credential " INT64_FORMAT ", is not in the key ring",
+						version, id),
+				 key_id ? errdetail("The credential was encrypted under key version %u with key id %s.",
+									version, key_id) : 0,
+				 errhint("Add that version back to the key ring and reload; key_versions() shows the versions loaded.")));
+
+	build_aad(&aad, p, id, exchange, label, environment, "api_secret");
+	ok = EVP_DecryptInit_ex(cipher_ctx, aes_gcm, NULL, NULL, NULL) == 1 &&
+		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_LEN, NULL) == 1 &&
+		EVP_DecryptInit_ex(cipher_ctx, NULL, NULL,
+						   scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5) == 1 &&
+		EVP_DecryptUpdate(cipher_ctx, NULL, &n1, (const uint8 *) aad.data, aad.len) == 1 &&
+		EVP_DecryptUpdate(cipher_ctx, scratch->plain, &n1, p + ENV_HDR_LEN, len) == 1 &&
+		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_TAG, ENV_TAG_LEN,
+							(void *) (p + ENV_HDR_LEN + len)) == 1 &&
+		EVP_DecryptFinal_ex(cipher_ctx, scratch->plain + n1, &n2) == 1;
+	EVP_CIPHER_CTX_reset(cipher_ctx);
+	pfree(aad.data);
+	if (!ok)
+	{
+		OPENSSL_cleanse(scratch->plain, sizeof(scratch->plain));
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_DECRYPTION_FAILED),
+				 errmsg("credential " INT64_FORMAT " could not be decrypted: authentication failed", id),
+				 errdetail("The ciphertext does not match its key, its credential or its field: it was altered or copied from elsewhere.")));
+	}
+	return len;
+}
+
+/* HMAC-SHA256(key, data) into out[32] */
+static void
+hmac_sha256(const uint8 *key, int keylen, const uint8 *data, size_t len, uint8 *out)
+{
+	unsigned int outlen = 0;
+
+	if (HMAC(sha256, key, keylen, data, len, out, &outlen) == NULL || outlen != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute HMAC-SHA256")));
+}
+
+/* ----------------------------------------------------------------------
+ * Arguments and lookups
+ * ----------------------------------------------------------------------
+ */
+
+static const char *
+environment_name(void)
+{
+	return environment_options[tg_environment].name;
+}
+
+/* A required text argument, checked for NULL, emptiness and length */
+static char *
+text_arg(FunctionCallInfo fcinfo, int n, const char *what, int maxlen)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	s = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	if (s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (maxlen > 0 && strlen(s) > (size_t) maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is longer than %d bytes", what, maxlen)));
+	return s;
+}
+
+/* The environment argument: one of dev, staging, prod */
+static const char *
+environment_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *s = text_arg(fcinfo, n, "environment", 16);
+
+	for (const struct config_enum_entry *e = environment_options; e->name; e++)
+	{
+		if (strcmp(e->name, s) == 0)
+			return e->name;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown environment \"%s\"", s),
+			 errhint("Environments are dev, staging and prod.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/* Copy the secret argument into the scratch page; returns its length */
+static int
+secret_arg(FunctionCallInfo fcinfo, int n)
+{
+	text	   *t;
+	int			len;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("api_secret must not be null")));
+	t = PG_GETARG_TEXT_PP(n);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("api_secret must not be empty")));
+	if (len > VAULT_MAX_SECRET)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("api_secret is longer than %d bytes", VAULT_MAX_SECRET)));
+	memcpy(scratch->plain, VARDATA_ANY(t), len);
+	return len;
+}
+
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+		 bool read_only, int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+}
+
+static Oid
+credential_store_oid(void)
+{
+	Oid			nsp = get_namespace_oid("trading_guard", false);
+	Oid			relid = get_relname_relid("credential_store", nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "trading_guard.credential_store does not exist");
+	return relid;
+}
+
+/* Members of a jsonb object being built (pushJsonbValue sorts them) */
+static void
+put_key(JsonbParseState **state, const char *name)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) name;
+	k.val.string.len = strlen(name);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+static void
+put_string(JsonbParseState **state, const char *name, const char *value)
+{
+	JsonbValue	v;
+
+	put_key(state, name);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+static void
+put_number(JsonbParseState **state, const char *name, int64 value)
+{
+	JsonbValue	v;
+
+	put_key(state, name);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * Record a vault event in the audit log as the caller: inside these
+ * SECURITY DEFINER functions the current user is the extension's owner,
+ * so the row names the role that called (SET ROLE included) instead.
+ */
+static void
+record_event(const char *operation, int64 id, const char *exchange,
+			 const char *label, const char *environment, int32 key_version,
+			 const char *reason)
+{
+	Oid			save_userid;
+	int			save_sec;
+	JsonbParseState *state = NULL;
+	Jsonb	   *detail;
+	char	   *row_key = NULL;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (id > 0)
+	{
+		put_number(&state, "credential_id", id);
+		row_key = psprintf("{\"id\": " INT64_FORMAT "}", id);
+	}
+	if (environment)
+		put_string(&state, "environment", environment);
+	if (exchange)
+		put_string(&state, "exchange", exchange);
+	if (key_version > 0)
+		put_number(&state, "key_version", key_version);
+	if (label)
+		put_string(&state, "label", label);
+	if (reason)
+		put_string(&state, "reason", reason);
+	detail = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(GetOuterUserId(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	tg_audit_write_keyed_event(operation, credential_store_oid(), NULL, NULL,
+							   row_key, detail);
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/* Who is asking, for server log lines */
+static char *
+caller_description(void)
+{
+	const char *addr = MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : "local";
+
+	return psprintf("role \"%s\" (session user \"%s\") from %s",
+					GetUserNameFromId(GetOuterUserId(), false),
+					GetUserNameFromId(GetSessionUserId(), false), addr);
+}
+
+/*
+ * A refused reveal or signature: a server log line (a rollback cannot take
+ * it back) and a counter, then the error.
+ */
+static void
+refuse(const char *what, int64 id, const char *exchange, const char *label,
+	   int sqlstate, const char *reason, const char *hint)
+{
+	count_use(id, USAGE_REFUSAL);
+	ereport(LOG,
+			(errmsg("trading_guard: %s of credential %s/%s (%s) refused to %s: %s",
+					what, exchange ? exchange : "?", label ? label : "?",
+					environment_name(), caller_description(), reason),
+			 errhidestmt(true)));
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg("%s", reason),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/* ----------------------------------------------------------------------
+ * The credential cache (per backend)
+ * ----------------------------------------------------------------------
+ */
+typedef struct CredKey
+{
+	int			environment;
+	char		exchange[VAULT_MAX_NAME + 1];
+	char		label[VAULT_MAX_NAME + 1];
+} CredKey;
+
+typedef enum CredStatus
+{
+	CRED_ACTIVE,				/* an active row in this environment */
+	CRED_REVOKED,				/* only revoked rows in this environment */
+	CRED_OTHER_ENVIRONMENT,		/* active only in another environment */
+	CRED_NOT_FOUND
+} CredStatus;
+
+typedef struct CredEntry
+{
+	CredKey		key;
+	CredStatus	status;
+	int64		id;
+	char		key_id[TG_KEY_ID_LEN + 1];
+	int			envelope_len;
+	uint8	   *envelope;		/* in cred_cxt */
+} CredEntry;
+
+static HTAB *cred_cache = NULL;
+static MemoryContext cred_cxt = NULL;
+static Oid	cred_relid = InvalidOid;
+static bool cred_callback_registered = false;
+
+static void
+cred_cache_reset(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != cred_relid)
+		return;
+	if (cred_cxt)
+		MemoryContextReset(cred_cxt);
+	cred_cache = NULL;
+	if (relid == InvalidOid)
+		cred_relid = InvalidOid;
+}
+
+static void
+cred_key(CredKey *key, const char *exchange, const char *label)
+{
+	memset(key, 0, sizeof(*key));
+	key->environment = tg_environment;
+	strlcpy(key->exchange, exchange, sizeof(key->exchange));
+	strlcpy(key->label, label, sizeof(key->label));
+}
+
+/* Fill a cache entry from credential_store (SPI) */
+static void
+cred_load(CredEntry *e, const char *exchange, const char *label)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	const char *env = environment_name();
+
+	values[0] = CStringGetTextDatum(exchange);
+	values[1] = CStringGetTextDatum(label);
+	e->status = CRED_NOT_FOUND;
+	e->envelope = NULL;
+	e->envelope_len = 0;
+
+	SPI_connect();
+	spi_exec("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
+			 "  FROM trading_guard.credential_store"
+			 " WHERE exchange = $1 AND label = $2",
+			 2, types, values, NULL, true, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *renv = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		bool		revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		bool		mine = strcmp(renv, env) == 0;
+
+		if (mine && !revoked)
+		{
+			bytea	   *b = DatumGetByteaPP(SPI_getbinval(tup, desc, 3, &isnull));
+			char	   *kid = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+
+			e->status = CRED_ACTIVE;
+			e->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			strlcpy(e->key_id, kid, sizeof(e->key_id));
+			e->envelope_len = VARSIZE_ANY_EXHDR(b);
+			e->envelope = MemoryContextAlloc(cred_cxt, e->envelope_len);
+			memcpy(e->envelope, VARDATA_ANY(b), e->envelope_len);
+			break;
+		}
+		if (mine && revoked)
+			e->status = CRED_REVOKED;
+		else if (!revoked && e->status == CRED_NOT_FOUND)
+			e->status = CRED_OTHER_ENVIRONMENT;
+	}
+	SPI_finish();
+}
+
+/* The cached row of (exchange, label) in this environment */
+static CredEntry *
+cred_lookup(const char *exchange, const char *label)
+{
+	CredKey		key;
+	CredEntry  *e;
+	bool		found;
+
+	if (!cred_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(cred_cache_reset, (Datum) 0);
+		cred_callback_registered = true;
+	}
+	if (!OidIsValid(cred_relid))
+		cred_relid = credential_store_oid();
+	if (cred_cxt == NULL)
+		cred_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard credentials",
+										 ALLOCSET_SMALL_SIZES);
+	if (cred_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(CredKey);
+		ctl.entrysize = sizeof(CredEntry);
+		ctl.hcxt = cred_cxt;
+		cred_cache = hash_create("trading_guard credentials", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	cred_key(&key, exchange, label);
+	e = hash_search(cred_cache, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		PG_TRY();
+		{
+			cred_load(e, exchange, label);
+		}
+		PG_CATCH();
+		{
+			hash_search(cred_cache, &key, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return e;
+}
+
+/* The active credential, or a refusal saying why there is none */
+static CredEntry *
+cred_require(const char *what, const char *exchange, const char *label)
+{
+	CredEntry  *e = cred_lookup(exchange, label);
+
+	switch (e->status)
+	{
+		case CRED_ACTIVE:
+			return e;
+		case CRED_REVOKED:
+			refuse(what, 0, exchange, label, ERRCODE_TG_CREDENTIAL_REVOKED,
+				   psprintf("credential %s/%s has been revoked", exchange, label),
+				   "Store a new secret with store_credential().");
+			break;
+		case CRED_OTHER_ENVIRONMENT:
+			refuse(what, 0, exchange, label, ERRCODE_TG_WRONG_ENVIRONMENT,
+				   psprintf("credential %s/%s belongs to another environment than this database's (%s)",
+							exchange, label, environment_name()),
+				   "A credential is revealed and used only where trading_guard.environment matches its environment.");
+			break;
+		case CRED_NOT_FOUND:
+			refuse(what, 0, exchange, label, ERRCODE_TG_CREDENTIAL_NOT_FOUND,
+				   psprintf("credential %s/%s does not exist", exchange, label), NULL);
+			break;
+	}
+	return NULL;				/* keep the compiler quiet */
+}
+
+/* ----------------------------------------------------------------------
+ * SQL functions
+ * ----------------------------------------------------------------------
+ */
+
+/* Lowercase hex of n bytes */
+static text *
+hex_text(const uint8 *b, int n)
+{
+	static const char digits[] = "0123456789abcdef";
+	text	   *t = palloc(VARHDRSZ + 2 * n);
+	char	   *p = VARDATA(t);
+
+	SET_VARSIZE(t, VARHDRSZ + 2 * n);
+	for (int i = 0; i < n; i++)
+	{
+		p[2 * i] = digits[b[i] >> 4];
+		p[2 * i + 1] = digits[b[i] & 15];
+	}
+	return t;
+}
+
+/*
+ * Refuse a secret already stored for another environment: its
+ * fingerprint under every key version in the ring is compared with the
+ * stored fingerprints (each made under one version).  scratch->plain[len]
+ * holds the secret.  Returns the fingerprint under the newest version,
+ * which is in scratch->key when this is called.
+ */
+static bytea *
+check_reuse(int len, const char *environment, int64 except_id)
+{
+	uint32		versions[TG_KEYRING_MAX_VERSIONS];
+	int			n = tg_keyring_versions(versions, TG_KEYRING_MAX_VERSIONS);
+	Datum	   *vers = palloc(sizeof(Datum) * n);
+	Datum	   *fps = palloc(sizeof(Datum) * n);
+	bytea	   *newest_fp = NULL;
+	TgKeyVersion newest = scratch->key;
+	Oid			types[4] = {INT4ARRAYOID, BYTEAARRAYOID, TEXTOID, INT8OID};
+	Datum		values[4];
+
+	for (int i = 0; i < n; i++)
+	{
+		bytea	   *fp = palloc(VARHDRSZ + 32);
+
+		SET_VARSIZE(fp, VARHDRSZ + 32);
+		if (!tg_keyring_get(versions[i], &scratch->key))
+			continue;			/* removed by a reload meanwhile */
+		hmac_sha256(scratch->key.subkeys[TG_KEY_FINGERPRINT], TG_KEY_LEN,
+					scratch->plain, len, (uint8 *) VARDATA(fp));
+		vers[i] = Int32GetDatum((int32) versions[i]);
+		fps[i] = PointerGetDatum(fp);
+		if (versions[i] == newest.version)
+			newest_fp = fp;
+	}
+	scratch->key = newest;
+	if (newest_fp == NULL)		/* cannot happen: newest is in the ring */
+		elog(ERROR, "no fingerprint under the newest key version");
+
+	values[0] = PointerGetDatum(construct_array(vers, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(fps, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[2] = CStringGetTextDatum(environment);
+	values[3] = Int64GetDatum(except_id);
+	spi_exec("SELECT exchange, label, environment FROM trading_guard.credential_store s"
+			 " WHERE environment <> $3 AND id <> $4"
+			 "   AND (fingerprint_version, secret_fingerprint) IN"
+			 "       (SELECT * FROM unnest($1::int[], $2::bytea[]))"
+			 " LIMIT 1",
+			 4, types, values, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_SECRET_REUSED),
+				 errmsg("this secret is already stored for environment %s",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
+				 errdetail("It was recognised by its keyed fingerprint; nothing was decrypted."),
+				 errhint("Use a separate exchange API key for each environment.")));
+	return newest_fp;
+}
+
+/*
+ * SQL: store_credential(exchange text, label text, api_key text,
+ *        api_secret text, environment text, rotate_after interval)
+ *        returns bigint
+ */
+PG_FUNCTION_INFO_V1(tg_store_credential);
+Datum
+tg_store_credential(PG_FUNCTION_ARGS)
+{
+	char	   *exchange,
+			   *label,
+			   *api_key;
+	const char *environment;
+	int			len;
+	int64		id;
+	bytea	   *envelope;
+	bytea	   *fp;
+	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID,
+	INT4OID, TEXTOID, BYTEAOID, INT4OID, INTERVALOID};
+	Datum		values[11];
+	Datum		dup[3];
+	Oid			duptypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+
+	tg_keyring_require();
+	exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
+	label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
+	api_key = text_arg(fcinfo, 2, "api_key", 1024);
+	environment = environment_arg(fcinfo, 4);
+	if (PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rotate_after must not be null")));
+
+	SPI_connect();
+	dup[0] = CStringGetTextDatum(exchange);
+	dup[1] = CStringGetTextDatum(label);
+	dup[2] = CStringGetTextDatum(environment);
+	spi_exec("SELECT 1 FROM trading_guard.credential_store"
+			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL",
+			 3, duptypes, dup, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_CREDENTIAL_EXISTS),
+				 errmsg("credential %s/%s already exists in environment %s", exchange, label, environment),
+				 errhint("Replace its secret with rotate_credential(), or revoke it first.")));
+
+	spi_exec("SELECT nextval('trading_guard.credential_store_id_seq')",
+			 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false}));
+
+	crypto_begin();
+	len = secret_arg(fcinfo, 3);
+	if (!tg_keyring_get(0, &scratch->key))
+		tg_keyring_require();	/* emptied meanwhile: say why */
+	fp = check_reuse(len, environment, 0);
+	envelope = seal_secret(len, id, exchange, label, environment);
+
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(exchange);
+	values[2] = CStringGetTextDatum(label);
+	values[3] = CStringGetTextDatum(environment);
+	values[4] = CStringGetTextDatum(api_key);
+	values[5] = PointerGetDatum(envelope);
+	values[6] = Int32GetDatum((int32) scratch->key.version);
+	values[7] = CStringGetTextDatum(scratch->key.key_id);
+	values[8] = PointerGetDatum(fp);
+	values[9] = Int32GetDatum((int32) scratch->key.version);
+	values[10] = PG_GETARG_DATUM(5);
+	crypto_end();
+
+	spi_exec("INSERT INTO trading_guard.credential_store"
+			 " (id, exchange, label, environment, api_key, secret, key_version, key_id,"
+			 "  secret_fingerprint, fingerprint_version, rotate_after)"
+			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+			 11, types, values, NULL, false, SPI_OK_INSERT);
+	record_event("VAULT STORE", id, exchange, label, environment,
+				 DatumGetInt32(values[6]), NULL);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * SQL: rotate_credential(exchange text, label text, api_key text,
+ *        api_secret text) returns void
+ * A new API key and secret for the credential of this environment, under
+ * the newest key version.
+ */
+PG_FUNCTION_INFO_V1(tg_rotate_credential);
+Datum
+tg_rotate_credential(PG_FUNCTION_ARGS)
+{
+	char	   *exchange,
+			   *label,
+			   *api_key;
+	const char *environment = environment_name();
+	int			len;
+	int64		id;
+	bytea	   *envelope;
+	bytea	   *fp;
+	Oid			types[7] = {INT8OID, TEXTOID, BYTEAOID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
+	Datum		values[7];
+	Oid			findtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		find[3];
+	bool		isnull;
+
+	tg_keyring_require();
+	exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
+	label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
+	api_key = text_arg(fcinfo, 2, "api_key", 1024);
+
+	SPI_connect();
+	find[0] = CStringGetTextDatum(exchange);
+	find[1] = CStringGetTextDatum(label);
+	find[2] = CStringGetTextDatum(environment);
+	spi_exec("SELECT id FROM trading_guard.credential_store"
+			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL"
+			 " FOR UPDATE",
+			 3, findtypes, find, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_CREDENTIAL_NOT_FOUND),
+				 errmsg("credential %s/%s does not exist in environment %s", exchange, label, environment),
+				 errhint("Store it with store_credential().")));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	crypto_begin();
+	len = secret_arg(fcinfo, 3);
+	if (!tg_keyring_get(0, &scratch->key))
+		tg_keyring_require();
+	fp = check_reuse(len, environment, id);
+	envelope = seal_secret(len, id, exchange, label, environment);
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(api_key);
+	values[2] = PointerGetDatum(envelope);
+	values[3] = Int32GetDatum((int32) scratch->key.version);
+	values[4] = CStringGetTextDatum(scratch->key.key_id);
+	values[5] = PointerGetDatum(fp);
+	values[6] = values[3];
+	crypto_end();
+
+	spi_exec("UPDATE trading_guard.credential_store"
+			 "   SET api_key = $2, secret = $3, key_version = $4, key_id = $5,"
+			 "       secret_fingerprint = $6, fingerprint_version = $7, rotated_at = pg_catalog.now()"
+			 " WHERE id = $1",
+			 7, types, values, NULL, false, SPI_OK_UPDATE);
+	record_event("VAULT ROTATE", id, exchange, label, environment,
+				 DatumGetInt32(values[3]), NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: revoke_credential(exchange text, label text, environment text)
+ *        returns boolean
+ * Marks the credential revoked and destroys its ciphertext; false if there
+ * was no such active credential.
+ */
+PG_FUNCTION_INFO_V1(tg_revoke_credential);
+Datum
+tg_revoke_credential(PG_FUNCTION_ARGS)
+{
+	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
+	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
+	const char *environment = environment_arg(fcinfo, 2);
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	int64		id = 0;
+	bool		isnull;
+
+	tg_require_preload("revoke_credential");
+	SPI_connect();
+	values[0] = CStringGetTextDatum(exchange);
+	values[1] = CStringGetTextDatum(label);
+	values[2] = CStringGetTextDatum(environment);
+	spi_exec("UPDATE trading_guard.credential_store"
+			 "   SET revoked_at = pg_catalog.now(), revoked_by = pg_catalog.session_user(),"
+			 "       secret = '\\x'::bytea"
+			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL"
+			 " RETURNING id",
+			 3, types, values, NULL, false, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+	{
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		record_event("VAULT REVOKE", id, exchange, label, environment, 0, NULL);
+		ereport(LOG,
+				(errmsg("trading_guard: credential " INT64_FORMAT " (%s/%s, %s) revoked by %s",
+						id, exchange, label, environment, caller_description()),
+				 errhidestmt(true)));
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(id != 0);
+}
+
+/* Reveal the active credential e: its secret as text */
+static text *
+reveal(CredEntry *e, const char *exchange, const char *label)
+{
+	int			len;
+	text	   *result;
+	int64		id = e->id;
+	uint8	   *envelope = palloc(e->envelope_len);
+	int			envlen = e->envelope_len;
+	char		key_id[TG_KEY_ID_LEN + 1];
+
+	/* the cache entry may go away with an invalidation inside record_event */
+	memcpy(envelope, e->envelope, envlen);
+	strlcpy(key_id, e->key_id, sizeof(key_id));
+
+	crypto_begin();
+	len = open_secret(envelope, envlen, id, exchange, label, environment_name(), key_id);
+	result = cstring_to_text_with_len((char *) scratch->plain, len);
+	crypto_end();
+
+	SPI_connect();
+	record_event("VAULT REVEAL", id, exchange, label, environment_name(), envelope_version(envelope), NULL);
+	SPI_finish();
+	count_use(id, USAGE_REVEAL);
+	ereport(LOG,
+			(errmsg("trading_guard: credential " INT64_FORMAT " (%s/%s, %s) revealed to %s",
+					id, exchange, label, environment_name(), caller_description()),
+			 errhidestmt(true)));
+	return result;
+}
+
+/* SQL: reveal_credential(exchange text, label text) returns text */
+PG_FUNCTION_INFO_V1(tg_reveal_credential);
+Datum
+tg_reveal_credential(PG_FUNCTION_ARGS)
+{
+	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
+	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
+
+	tg_keyring_require();
+	PG_RETURN_TEXT_P(reveal(cred_require("reveal", exchange, label), exchange, label));
+}
+
+/* SQL: reveal_credential(id bigint) returns text */
+PG_FUNCTION_INFO_V1(tg_reveal_credential_by_id);
+Datum
+tg_reveal_credential_by_id(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	char	   *exchange = NULL;
+	char	   *label = NULL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("id must not be null")));
+	id = PG_GETARG_INT64(0);
+	tg_keyring_require();
+
+	SPI_connect();
+	values[0] = Int64GetDatum(id);
+	spi_exec("SELECT exchange, label FROM trading_guard.credential_store WHERE id = $1",
+			 1, types, values, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		exchange = MemoryContextStrdup(CurTransactionContext,
+									   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		label = MemoryContextStrdup(CurTransactionContext,
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+	SPI_finish();
+	if (exchange == NULL)
+		refuse("reveal", 0, NULL, NULL, ERRCODE_TG_CREDENTIAL_NOT_FOUND,
+			   psprintf("credential " INT64_FORMAT " does not exist", id), NULL);
+
+	{
+		CredEntry  *e = cred_require("reveal", exchange, label);
+
+		if (e->id != id)		/* that id is revoked; another row is active */
+			refuse("reveal", id, exchange, label, ERRCODE_TG_CREDENTIAL_REVOKED,
+				   psprintf("credential " INT64_FORMAT " has been revoked", id), NULL);
+		PG_RETURN_TEXT_P(reveal(e, exchange, label));
+	}
+}
+
+/*
+ * SQL: sign_request(exchange text, label text, payload text) returns text
+ * Lowercase hex HMAC-SHA256 of the payload with the credential's secret,
+ * as Binance and most exchanges sign requests.
+ */
+PG_FUNCTION_INFO_V1(tg_sign_request);
+Datum
+tg_sign_request(PG_FUNCTION_ARGS)
+{
+	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
+	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
+	text	   *payload;
+	CredEntry  *e;
+	int			len;
+	uint8		mac[32];
+	int64		id;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payload must not be null")));
+	payload = PG_GETARG_TEXT_PP(2);
+	tg_keyring_require();
+	e = cred_require("signature", exchange, label);
+	id = e->id;
+
+	crypto_begin();
+	len = open_secret(e->envelope, e->envelope_len, id, exchange, label,
+					  environment_name(), e->key_id);
+	hmac_sha256(scratch->plain, len, (const uint8 *) VARDATA_ANY(payload),
+				VARSIZE_ANY_EXHDR(payload), mac);
+	crypto_end();
+
+	count_use(id, USAGE_SIGN);
+	PG_RETURN_TEXT_P(hex_text(mac, sizeof(mac)));
+}
+
+/*
+ * SQL: rekey(batch_size int) returns table (rekeyed bigint,
+ *        remaining bigint, key_version int)
+ * Re-encrypt up to batch_size credentials stored under an older key
+ * version to the newest one (rows locked by others are skipped, to be
+ * picked up by a later call).  Call it until remaining is 0.
+ */
+PG_FUNCTION_INFO_V1(tg_rekey);
+Datum
+tg_rekey(PG_FUNCTION_ARGS)
+{
+	int32		batch = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	TupleDesc	tupdesc;
+	Datum		out[3];
+	bool		outnulls[3] = {false, false, false};
+	uint32		newest;
+	int64		done = 0;
+	int64		remaining;
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	SPITupleTable *rows;
+	uint64		nrows;
+	bool		isnull;
+
+	if (batch < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be at least 1")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tg_keyring_require();
+
+	crypto_begin();
+	if (!tg_keyring_get(0, &scratch->key))
+		tg_keyring_require();
+	newest = scratch->key.version;
+
+	SPI_connect();
+	values[0] = Int32GetDatum((int32) newest);
+	values[1] = Int32GetDatum(batch);
+	spi_exec("SELECT id, exchange, label, environment, secret, key_id"
+			 "  FROM trading_guard.credential_store"
+			 " WHERE revoked_at IS NULL AND key_version <> $1"
+			 " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+			 2, types, values, NULL, false, SPI_OK_SELECT);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = rows->vals[i];
+		int64		id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
+		char	   *exchange = SPI_getvalue(tup, rows->tupdesc, 2);
+		char	   *label = SPI_getvalue(tup, rows->tupdesc, 3);
+		char	   *environment = SPI_getvalue(tup, rows->tupdesc, 4);
+		bytea	   *old = DatumGetByteaPP(SPI_getbinval(tup, rows->tupdesc, 5, &isnull));
+		char	   *key_id = SPI_getvalue(tup, rows->tupdesc, 6);
+		int			len;
+		bytea	   *envelope;
+		bytea	   *fp = palloc(VARHDRSZ + 32);
+		Oid			utypes[6] = {INT8OID, BYTEAOID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
+		Datum		uvalues[6];
+
+		len = open_secret((const uint8 *) VARDATA_ANY(old), VARSIZE_ANY_EXHDR(old),
+						  id, exchange, label, environment, key_id);
+		if (!tg_keyring_get(newest, &scratch->key))
+			ereport(ERROR,
+					(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
+					 errmsg("key version %u left the key ring during rekey()", newest)));
+		envelope = seal_secret(len, id, exchange, label, environment);
+		SET_VARSIZE(fp, VARHDRSZ + 32);
+		hmac_sha256(scratch->key.subkeys[TG_KEY_FINGERPRINT], TG_KEY_LEN,
+					scratch->plain, len, (uint8 *) VARDATA(fp));
+		OPENSSL_cleanse(scratch->plain, len);
+
+		uvalues[0] = Int64GetDatum(id);
+		uvalues[1] = PointerGetDatum(envelope);
+		uvalues[2] = Int32GetDatum((int32) newest);
+		uvalues[3] = CStringGetTextDatum(scratch->key.key_id);
+		uvalues[4] = PointerGetDatum(fp);
+		uvalues[5] = Int32GetDatum((int32) newest);
+		spi_exec("UPDATE trading_guard.credential_store"
+				 "   SET secret = $2, key_version = $3, key_id = $4,"
+				 "       secret_fingerprint = $5, fingerprint_version = $6"
+				 " WHERE id = $1",
+				 6, utypes, uvalues, NULL, false, SPI_OK_UPDATE);
+		done++;
+	}
+	crypto_end();
+
+	spi_exec("SELECT count(*) FROM trading_guard.credential_store"
+			 " WHERE revoked_at IS NULL AND key_version <> $1",
+			 1, types, values, NULL, true, SPI_OK_SELECT);
+	remaining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (done > 0)
+		record_event("VAULT REKEY", 0, NULL, NULL, NULL, (int32) newest,
+					 psprintf(INT64_FORMAT " re-encrypted, " INT64_FORMAT " remaining", done, remaining));
+	SPI_finish();
+
+	out[0] = Int64GetDatum(done);
+	out[1] = Int64GetDatum(remaining);
+	out[2] = Int32GetDatum((int32) newest);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, outnulls)));
+}
+
+/*
+ * SQL: credential_usage() returns table (credential_id bigint,
+ *        signatures bigint, reveals bigint, refusals bigint,
+ *        last_used_at timestamptz)
+ * This database's counters since the server started.
+ */
+PG_FUNCTION_INFO_V1(tg_credential_usage);
+Datum
+tg_credential_usage(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	VaultUsage *copy;
+	int			n = 0;
+
+	tg_require_preload("credential_usage");
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(VaultUsage) * VAULT_USAGE_SLOTS);
+	SpinLockAcquire(&vault_shared->mutex);
+	for (int i = 0; i < VAULT_USAGE_SLOTS; i++)
+	{
+		if (vault_shared->usage[i].dbid == MyDatabaseId)
+			copy[n++] = vault_shared->usage[i];
+	}
+	SpinLockRelease(&vault_shared->mutex);
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		if (copy[i].credential_id == 0)
+			nulls[0] = true;	/* refusals naming no credential */
+		values[0] = Int64GetDatum(copy[i].credential_id);
+		values[1] = Int64GetDatum((int64) copy[i].signatures);
+		values[2] = Int64GetDatum((int64) copy[i].reveals);
+		values[3] = Int64GetDatum((int64) copy[i].refusals);
+		if (copy[i].last_used != 0)
+			values[4] = TimestampTzGetDatum(copy[i].last_used);
+		else
+			nulls[4] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+void
+tg_vault_init(void)
+{
+	DefineCustomEnumVariable("trading_guard.environment",
+							 "This database's environment: credentials of another one are neither revealed nor used.",
+							 NULL,
+							 &tg_environment,
+							 TG_ENV_DEV,
+							 environment_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+		tg_shmem_register("trading_guard vault usage", sizeof(VaultShared),
+						  vault_shmem_init);
+}

@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * vault.h
+ *	  The credential vault: exchange API secrets encrypted under the key
+ *	  ring, revealed or used to sign requests inside the server.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TG_VAULT_H
+#define TG_VAULT_H
+
+/* trading_guard.environment */
+extern int	tg_environment;
+
+extern void tg_vault_init(void);
+
+#endif							/* TG_VAULT_H */
