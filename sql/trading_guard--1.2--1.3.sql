@@ -178,4 +178,6 @@ REVOKE ALL ON FUNCTION trading_guard.reveal_credential(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION trading_guard.reveal_credential(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION trading_guard.sign_request(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION trading_guard.rekey(integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION trading_guard.credential_usage() FROM PUBLIC;
+-- use counts by credential id, no names: callable by everyone, because a
+-- view's functions run with the rights of whoever reads the view
+GRANT EXECUTE ON FUNCTION trading_guard.credential_usage() TO PUBLIC;

@@ -328,6 +328,11 @@ open_secret(const uint8 *p, int envlen, int64 id, const char *exchange,
 				 errmsg("credential " INT64_FORMAT " could not be decrypted: not an envelope of a known format",
 						id)));
 	version = envelope_version(p);
+	if (version == 0)			/* 0 asks the key ring for its newest key */
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_DECRYPTION_FAILED),
+				 errmsg("credential " INT64_FORMAT " could not be decrypted: its envelope names no key version",
+						id)));
 	if (!tg_keyring_get(version, &scratch->key))
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
@@ -642,6 +647,7 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	values[0] = CStringGetTextDatum(exchange);
 	values[1] = CStringGetTextDatum(label);
 	e->status = CRED_NOT_FOUND;
+	e->id = 0;
 	e->envelope = NULL;
 	e->envelope_len = 0;
 
@@ -672,10 +678,14 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 			memcpy(e->envelope, VARDATA_ANY(b), e->envelope_len);
 			break;
 		}
+		/* no active row here (yet): remember why, and which row says so */
 		if (mine && revoked)
 			e->status = CRED_REVOKED;
 		else if (!revoked && e->status == CRED_NOT_FOUND)
 			e->status = CRED_OTHER_ENVIRONMENT;
+		else
+			continue;
+		e->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	}
 	SPI_finish();
 }
@@ -738,12 +748,12 @@ cred_require(const char *what, const char *exchange, const char *label)
 		case CRED_ACTIVE:
 			return e;
 		case CRED_REVOKED:
-			refuse(what, 0, exchange, label, ERRCODE_TG_CREDENTIAL_REVOKED,
+			refuse(what, e->id, exchange, label, ERRCODE_TG_CREDENTIAL_REVOKED,
 				   psprintf("credential %s/%s has been revoked", exchange, label),
 				   "Store a new secret with store_credential().");
 			break;
 		case CRED_OTHER_ENVIRONMENT:
-			refuse(what, 0, exchange, label, ERRCODE_TG_WRONG_ENVIRONMENT,
+			refuse(what, e->id, exchange, label, ERRCODE_TG_WRONG_ENVIRONMENT,
 				   psprintf("credential %s/%s belongs to another environment than this database's (%s)",
 							exchange, label, environment_name()),
 				   "A credential is revealed and used only where trading_guard.environment matches its environment.");
