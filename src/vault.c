@@ -25,12 +25,13 @@
  * another environment is recognised without decrypting anything.
  *
  * Per-backend state: a cache of credential rows by (environment, exchange,
- * label), emptied by the relcache invalidation that a statement trigger on
- * credential_store sends after every change (as the symbol registry does);
- * one OpenSSL cipher context, reset after every use and on abort (resource
- * release callback), so no key schedule outlives a call; a locked,
- * never-dumped scratch page for the subkeys and the plaintext of one call,
- * wiped after every use and on abort.
+ * label), holding ciphertexts and their associated data, emptied by the
+ * relcache invalidation that a statement trigger on credential_store sends
+ * after every change (as the symbol registry does); one AES-256-GCM and one
+ * HMAC-SHA256 context, re-keyed with a zero key after every use and freed on
+ * abort (resource release callback), so no key schedule outlives a call; a
+ * locked, never-dumped scratch page for the subkeys and the plaintext of one
+ * call, wiped after every use and on abort.
  *
  * Recording: store, rotate, revoke, rekey and each successful reveal write
  * a row to trading_guard.audit_log (with row_key {"id": N}, so history()
@@ -48,7 +49,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "access/xact.h"
@@ -196,10 +198,20 @@ typedef struct VaultScratch
 } VaultScratch;
 
 static VaultScratch *scratch = NULL;
-static EVP_CIPHER_CTX *cipher_ctx = NULL;
+static int	plain_used = 0;		/* bytes of scratch->plain to wipe */
+
+/*
+ * OpenSSL contexts, made once per backend and reused: AES-256-GCM and
+ * HMAC-SHA256.  After each use they are re-keyed with a zero key, which
+ * overwrites the key schedule and HMAC pads in place, so no key outlives a
+ * call; on abort they are freed (OpenSSL wipes them) and made again later.
+ */
 static EVP_CIPHER *aes_gcm = NULL;
-static const EVP_MD *sha256 = NULL;
+static EVP_MAC *hmac = NULL;
+static EVP_CIPHER_CTX *cipher_ctx = NULL;
+static EVP_MAC_CTX *mac_ctx = NULL;
 static bool crypto_in_use = false;
+static const uint8 zero_key[TG_KEY_LEN];
 
 /* On abort: no key schedule or plaintext left behind by an interrupted call */
 static void
@@ -207,10 +219,12 @@ vault_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *
 {
 	if (phase != RESOURCE_RELEASE_BEFORE_LOCKS || !crypto_in_use)
 		return;
-	if (cipher_ctx)
-		EVP_CIPHER_CTX_reset(cipher_ctx);
-	if (scratch)
-		OPENSSL_cleanse(scratch, sizeof(VaultScratch));
+	EVP_CIPHER_CTX_free(cipher_ctx);
+	cipher_ctx = NULL;
+	EVP_MAC_CTX_free(mac_ctx);
+	mac_ctx = NULL;
+	OPENSSL_cleanse(scratch, sizeof(VaultScratch));
+	plain_used = 0;
 	crypto_in_use = false;
 }
 
@@ -222,15 +236,35 @@ crypto_begin(void)
 		scratch = tg_secure_alloc(sizeof(VaultScratch));
 		RegisterResourceReleaseCallback(vault_release, NULL);
 	}
+	if (aes_gcm == NULL)
+		aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	if (hmac == NULL)
+		hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (aes_gcm == NULL || hmac == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("OpenSSL could not provide AES-256-GCM and HMAC")));
 	if (cipher_ctx == NULL)
 	{
-		aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-		sha256 = EVP_sha256();
 		cipher_ctx = EVP_CIPHER_CTX_new();
-		if (aes_gcm == NULL || cipher_ctx == NULL || sha256 == NULL)
+		if (cipher_ctx == NULL ||
+			EVP_CipherInit_ex(cipher_ctx, aes_gcm, NULL, NULL, NULL, 1) != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("OpenSSL could not provide AES-256-GCM and SHA-256")));
+					 errmsg("could not set up AES-256-GCM")));
+	}
+	if (mac_ctx == NULL)
+	{
+		OSSL_PARAM params[2] = {
+			OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+			OSSL_PARAM_construct_end()
+		};
+
+		mac_ctx = EVP_MAC_CTX_new(hmac);
+		if (mac_ctx == NULL || EVP_MAC_CTX_set_params(mac_ctx, params) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not set up HMAC-SHA256")));
 	}
 	crypto_in_use = true;
 }
@@ -238,22 +272,41 @@ crypto_begin(void)
 static void
 crypto_end(void)
 {
-	EVP_CIPHER_CTX_reset(cipher_ctx);
-	OPENSSL_cleanse(scratch, sizeof(VaultScratch));
+	(void) EVP_CipherInit_ex(cipher_ctx, NULL, NULL, zero_key, NULL, -1);
+	(void) EVP_MAC_init(mac_ctx, zero_key, sizeof(zero_key), NULL);
+	OPENSSL_cleanse(&scratch->key, sizeof(scratch->key));
+	OPENSSL_cleanse(scratch->plain, plain_used);
+	plain_used = 0;
 	crypto_in_use = false;
 }
 
-/* The canonical binding of a ciphertext to its credential and field */
+/* The canonical binding of a ciphertext (header hdr) to its credential and field */
 static void
 build_aad(StringInfo aad, const uint8 *hdr, int64 id, const char *exchange,
-		  const char *label, const char *environment, const char *field)
+		  const char *label, const char *environment)
 {
 	initStringInfo(aad);
 	appendBinaryStringInfo(aad, (const char *) hdr, 5);
 	appendStringInfo(aad, "trading_guard credential v1|id=" INT64_FORMAT
-					 "|exchange=%zu:%s|label=%zu:%s|environment=%zu:%s|field=%zu:%s",
+					 "|exchange=%zu:%s|label=%zu:%s|environment=%zu:%s|field=10:api_secret",
 					 id, strlen(exchange), exchange, strlen(label), label,
-					 strlen(environment), environment, strlen(field), field);
+					 strlen(environment), environment);
+}
+
+/* One AES-256-GCM operation with the context set up in crypto_begin() */
+static bool
+gcm(int enc, const uint8 *key, const uint8 *nonce, const StringInfo aad,
+	const uint8 *in, int len, uint8 *out, uint8 *tag)
+{
+	int			n1,
+				n2;
+
+	return EVP_CipherInit_ex(cipher_ctx, NULL, NULL, key, nonce, enc) == 1 &&
+		EVP_CipherUpdate(cipher_ctx, NULL, &n1, (const uint8 *) aad->data, aad->len) == 1 &&
+		EVP_CipherUpdate(cipher_ctx, out, &n1, in, len) == 1 &&
+		(enc || EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_TAG, ENV_TAG_LEN, tag) == 1) &&
+		EVP_CipherFinal_ex(cipher_ctx, out + n1, &n2) == 1 &&
+		(!enc || EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_GET_TAG, ENV_TAG_LEN, tag) == 1);
 }
 
 /*
@@ -266,8 +319,6 @@ seal_secret(int len, int64 id, const char *exchange, const char *label,
 	bytea	   *env = palloc(VARHDRSZ + ENV_OVERHEAD + len);
 	uint8	   *p = (uint8 *) VARDATA(env);
 	StringInfoData aad;
-	int			n1,
-				n2;
 	bool		ok;
 
 	SET_VARSIZE(env, VARHDRSZ + ENV_OVERHEAD + len);
@@ -280,18 +331,9 @@ seal_secret(int len, int64 id, const char *exchange, const char *label,
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random nonce")));
-	build_aad(&aad, p, id, exchange, label, environment, "api_secret");
-
-	ok = EVP_EncryptInit_ex(cipher_ctx, aes_gcm, NULL, NULL, NULL) == 1 &&
-		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_LEN, NULL) == 1 &&
-		EVP_EncryptInit_ex(cipher_ctx, NULL, NULL,
-						   scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5) == 1 &&
-		EVP_EncryptUpdate(cipher_ctx, NULL, &n1, (const uint8 *) aad.data, aad.len) == 1 &&
-		EVP_EncryptUpdate(cipher_ctx, p + ENV_HDR_LEN, &n1, scratch->plain, len) == 1 &&
-		EVP_EncryptFinal_ex(cipher_ctx, p + ENV_HDR_LEN + n1, &n2) == 1 &&
-		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_GET_TAG, ENV_TAG_LEN,
-							p + ENV_HDR_LEN + len) == 1;
-	EVP_CIPHER_CTX_reset(cipher_ctx);
+	build_aad(&aad, p, id, exchange, label, environment);
+	ok = gcm(1, scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5, &aad,
+			 scratch->plain, len, p + ENV_HDR_LEN, p + ENV_HDR_LEN + len);
 	pfree(aad.data);
 	if (!ok)
 		ereport(ERROR,
@@ -308,19 +350,15 @@ envelope_version(const uint8 *p)
 }
 
 /*
- * Decrypt an envelope into scratch->plain; returns the secret's length.
- * Loads the key version it needs into scratch->key.
+ * Decrypt an envelope (its associated data in aad) into scratch->plain;
+ * returns the secret's length.  Loads the key version it needs into
+ * scratch->key.
  */
 static int
-open_secret(const uint8 *p, int envlen, int64 id, const char *exchange,
-			const char *label, const char *environment, const char *key_id)
+open_secret(const uint8 *p, int envlen, int64 id, const char *key_id, const StringInfo aad)
 {
 	uint32		version;
 	int			len = envlen - ENV_OVERHEAD;
-	StringInfoData aad;
-	int			n1,
-				n2;
-	bool		ok;
 
 	if (envlen < ENV_OVERHEAD || p[0] != ENV_FORMAT || len > VAULT_MAX_SECRET)
 		ereport(ERROR,
@@ -342,21 +380,11 @@ open_secret(const uint8 *p, int envlen, int64 id, const char *exchange,
 									version, key_id) : 0,
 				 errhint("Add that version back to the key ring and reload; key_versions() shows the versions loaded.")));
 
-	build_aad(&aad, p, id, exchange, label, environment, "api_secret");
-	ok = EVP_DecryptInit_ex(cipher_ctx, aes_gcm, NULL, NULL, NULL) == 1 &&
-		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_IVLEN, ENV_NONCE_LEN, NULL) == 1 &&
-		EVP_DecryptInit_ex(cipher_ctx, NULL, NULL,
-						   scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5) == 1 &&
-		EVP_DecryptUpdate(cipher_ctx, NULL, &n1, (const uint8 *) aad.data, aad.len) == 1 &&
-		EVP_DecryptUpdate(cipher_ctx, scratch->plain, &n1, p + ENV_HDR_LEN, len) == 1 &&
-		EVP_CIPHER_CTX_ctrl(cipher_ctx, EVP_CTRL_GCM_SET_TAG, ENV_TAG_LEN,
-							(void *) (p + ENV_HDR_LEN + len)) == 1 &&
-		EVP_DecryptFinal_ex(cipher_ctx, scratch->plain + n1, &n2) == 1;
-	EVP_CIPHER_CTX_reset(cipher_ctx);
-	pfree(aad.data);
-	if (!ok)
+	plain_used = len;
+	if (!gcm(0, scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5, aad,
+			 p + ENV_HDR_LEN, len, scratch->plain, (uint8 *) (p + ENV_HDR_LEN + len)))
 	{
-		OPENSSL_cleanse(scratch->plain, sizeof(scratch->plain));
+		OPENSSL_cleanse(scratch->plain, len);
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_DECRYPTION_FAILED),
 				 errmsg("credential " INT64_FORMAT " could not be decrypted: authentication failed", id),
@@ -365,13 +393,31 @@ open_secret(const uint8 *p, int envlen, int64 id, const char *exchange,
 	return len;
 }
 
+/* The same, building the associated data from the credential's names */
+static int
+open_named_secret(const uint8 *p, int envlen, int64 id, const char *exchange,
+				  const char *label, const char *environment, const char *key_id)
+{
+	StringInfoData aad;
+	int			len;
+
+	if (envlen < 5)
+		return open_secret(p, envlen, id, key_id, NULL);	/* refuses */
+	build_aad(&aad, p, id, exchange, label, environment);
+	len = open_secret(p, envlen, id, key_id, &aad);
+	pfree(aad.data);
+	return len;
+}
+
 /* HMAC-SHA256(key, data) into out[32] */
 static void
 hmac_sha256(const uint8 *key, int keylen, const uint8 *data, size_t len, uint8 *out)
 {
-	unsigned int outlen = 0;
+	size_t		outlen = 0;
 
-	if (HMAC(sha256, key, keylen, data, len, out, &outlen) == NULL || outlen != 32)
+	if (EVP_MAC_init(mac_ctx, key, keylen, NULL) != 1 ||
+		EVP_MAC_update(mac_ctx, data, len) != 1 ||
+		EVP_MAC_final(mac_ctx, out, &outlen, 32) != 1 || outlen != 32)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute HMAC-SHA256")));
@@ -450,6 +496,7 @@ secret_arg(FunctionCallInfo fcinfo, int n)
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 				 errmsg("api_secret is longer than %d bytes", VAULT_MAX_SECRET)));
 	memcpy(scratch->plain, VARDATA_ANY(t), len);
+	plain_used = len;
 	return len;
 }
 
@@ -608,6 +655,7 @@ typedef struct CredEntry
 	char		key_id[TG_KEY_ID_LEN + 1];
 	int			envelope_len;
 	uint8	   *envelope;		/* in cred_cxt */
+	StringInfoData aad;			/* its associated data, in cred_cxt */
 } CredEntry;
 
 static HTAB *cred_cache = NULL;
@@ -649,6 +697,7 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	e->status = CRED_NOT_FOUND;
 	e->id = 0;
 	e->envelope = NULL;
+	e->aad.data = NULL;
 	e->envelope_len = 0;
 
 	SPI_connect();
@@ -676,6 +725,13 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 			e->envelope_len = VARSIZE_ANY_EXHDR(b);
 			e->envelope = MemoryContextAlloc(cred_cxt, e->envelope_len);
 			memcpy(e->envelope, VARDATA_ANY(b), e->envelope_len);
+			if (e->envelope_len >= 5)
+			{
+				MemoryContext old = MemoryContextSwitchTo(cred_cxt);
+
+				build_aad(&e->aad, e->envelope, e->id, exchange, label, env);
+				MemoryContextSwitchTo(old);
+			}
 			break;
 		}
 		/* no active row here (yet): remember why, and which row says so */
@@ -1045,21 +1101,18 @@ reveal(CredEntry *e, const char *exchange, const char *label)
 	int			len;
 	text	   *result;
 	int64		id = e->id;
-	uint8	   *envelope = palloc(e->envelope_len);
-	int			envlen = e->envelope_len;
-	char		key_id[TG_KEY_ID_LEN + 1];
-
-	/* the cache entry may go away with an invalidation inside record_event */
-	memcpy(envelope, e->envelope, envlen);
-	strlcpy(key_id, e->key_id, sizeof(key_id));
+	uint32		version;
 
 	crypto_begin();
-	len = open_secret(envelope, envlen, id, exchange, label, environment_name(), key_id);
+	len = open_secret(e->envelope, e->envelope_len, id, e->key_id,
+					  e->aad.data ? &e->aad : NULL);
+	version = envelope_version(e->envelope);
 	result = cstring_to_text_with_len((char *) scratch->plain, len);
 	crypto_end();
 
 	SPI_connect();
-	record_event("VAULT REVEAL", id, exchange, label, environment_name(), envelope_version(envelope), NULL);
+	/* (e may be gone now: record_event can process invalidations) */
+	record_event("VAULT REVEAL", id, exchange, label, environment_name(), version, NULL);
 	SPI_finish();
 	count_use(id, USAGE_REVEAL);
 	ereport(LOG,
@@ -1152,8 +1205,8 @@ tg_sign_request(PG_FUNCTION_ARGS)
 	id = e->id;
 
 	crypto_begin();
-	len = open_secret(e->envelope, e->envelope_len, id, exchange, label,
-					  environment_name(), e->key_id);
+	len = open_secret(e->envelope, e->envelope_len, id, e->key_id,
+					  e->aad.data ? &e->aad : NULL);
 	hmac_sha256(scratch->plain, len, (const uint8 *) VARDATA_ANY(payload),
 				VARSIZE_ANY_EXHDR(payload), mac);
 	crypto_end();
@@ -1225,8 +1278,8 @@ tg_rekey(PG_FUNCTION_ARGS)
 		Oid			utypes[6] = {INT8OID, BYTEAOID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
 		Datum		uvalues[6];
 
-		len = open_secret((const uint8 *) VARDATA_ANY(old), VARSIZE_ANY_EXHDR(old),
-						  id, exchange, label, environment, key_id);
+		len = open_named_secret((const uint8 *) VARDATA_ANY(old), VARSIZE_ANY_EXHDR(old),
+								id, exchange, label, environment, key_id);
 		if (!tg_keyring_get(newest, &scratch->key))
 			ereport(ERROR,
 					(errcode(ERRCODE_TG_KEY_VERSION_MISSING),

@@ -66,6 +66,11 @@ tg_log "running the tests as $(tg_runner) in $WORK"
 (cd "$TG_REPO" && tar -cf - --exclude=test/out Makefile ./*.control sql expected test) |
 	(cd "$WORK" && tg_as_runner tar -xf -)
 
+# The key ring of the pg_regress and isolation servers: one key made for
+# this run, never kept (the Makefile does the same for make installcheck).
+TRADING_GUARD_MASTER_KEY="1 $(openssl rand -hex 32)"
+export TRADING_GUARD_MASTER_KEY
+
 OUT=$TG_REPO/test/out
 rm -rf "$OUT"
 mkdir -p "$OUT"

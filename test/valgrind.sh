@@ -34,6 +34,10 @@ CONF
 tg_make_server_cert "$WORK/data"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$WORK/data/server.crt" "$WORK/data/server.key"
 
+# the vault's key ring: one key made for this run, never kept
+TRADING_GUARD_MASTER_KEY="1 $(openssl rand -hex 32)"
+export TRADING_GUARD_MASTER_KEY
+
 tg_log "starting postgres under valgrind"
 tg_as_runner valgrind --quiet --trace-children=yes --track-origins=yes \
 	--read-var-info=yes --num-callers=30 \
