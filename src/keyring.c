@@ -345,7 +345,9 @@ read_command(TgLoadBuffer *buf, char *err, size_t errlen)
 
 /*
  * Read key_file into buf->text, refusing a file that is not a regular file
- * owned by the server's user, or that group or others may access.
+ * owned by the server's user, or that group or others may access.  A
+ * symbolic link is followed (secret mounts of container platforms are
+ * links); what is checked is the file it leads to, as opened.
  */
 static bool
 read_key_file(TgLoadBuffer *buf, char *err, size_t errlen)
@@ -354,7 +356,7 @@ read_key_file(TgLoadBuffer *buf, char *err, size_t errlen)
 	int			fd;
 	Size		len = 0;
 
-	fd = open(key_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(key_file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 	{
 		snprintf(err, errlen, "could not open key file \"%s\": %m", key_file);
@@ -541,6 +543,12 @@ parse_ring(TgLoadBuffer *buf, char *err, size_t errlen)
 			}
 			buf->version[n] = (uint32) v;
 		}
+		if (n > 0 && (ntok == 1 || unversioned))
+		{
+			snprintf(err, errlen, "key ring line %d: every key of a key ring with more than one key needs a version",
+					 lineno);
+			return -1;
+		}
 		if (!decode_key(tok[ntok - 1], toklen[ntok - 1], buf->master[n]))
 		{
 			snprintf(err, errlen, "key ring line %d: the key is not 256 bits as 64 hex digits or 44 base64 characters",
@@ -561,11 +569,6 @@ parse_ring(TgLoadBuffer *buf, char *err, size_t errlen)
 	if (n == 0)
 	{
 		snprintf(err, errlen, "the key ring is empty");
-		return -1;
-	}
-	if (unversioned && n > 1)
-	{
-		snprintf(err, errlen, "every key of a key ring with more than one key needs a version");
 		return -1;
 	}
 	return n;

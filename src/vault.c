@@ -380,6 +380,15 @@ open_secret(const uint8 *p, int envlen, int64 id, const char *key_id, const Stri
 									version, key_id) : 0,
 				 errhint("Add that version back to the key ring and reload; key_versions() shows the versions loaded.")));
 
+	if (key_id && strcmp(key_id, scratch->key.key_id) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
+				 errmsg("key version %u in the key ring is not the key credential " INT64_FORMAT " was encrypted with",
+						version, id),
+				 errdetail("The credential needs key version %u with key id %s; the key ring's version %u has key id %s.",
+						   version, key_id, version, scratch->key.key_id),
+				 errhint("Load the key ring the credential was stored under; key_versions() shows the key ids loaded.")));
+
 	plain_used = len;
 	if (!gcm(0, scratch->key.subkeys[TG_KEY_ENCRYPTION], p + 5, aad,
 			 p + ENV_HDR_LEN, len, scratch->plain, (uint8 *) (p + ENV_HDR_LEN + len)))
@@ -1305,9 +1314,10 @@ tg_rekey(PG_FUNCTION_ARGS)
 	}
 	crypto_end();
 
+	/* not read-only: a new snapshot, which sees this call's updates */
 	spi_exec("SELECT count(*) FROM trading_guard.credential_store"
 			 " WHERE revoked_at IS NULL AND key_version <> $1",
-			 1, types, values, NULL, true, SPI_OK_SELECT);
+			 1, types, values, NULL, false, SPI_OK_SELECT);
 	remaining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (done > 0)
 		record_event("VAULT REKEY", 0, NULL, NULL, NULL, (int32) newest,
