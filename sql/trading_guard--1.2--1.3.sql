@@ -5,7 +5,23 @@
 
 ------------------------------------------------------------------------
 -- Keeping secrets out of logs (src/redact.c)
+--
+-- Two hooks keep the vault's secrets out of the server log and out of
+-- pg_stat_activity (trading_guard.reject_literal_secrets and the log
+-- redaction need no SQL objects).  mask_sensitive() is for applications
+-- that log or return JSON documents (exchange requests, configuration):
+-- a pure function, so PUBLIC may call it.
 ------------------------------------------------------------------------
+
+CREATE FUNCTION trading_guard.mask_sensitive(doc jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tg_mask_sensitive'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION trading_guard.mask_sensitive(jsonb) IS
+'the document with the value of every sensitive key (api_key, secret, password, token, ...; see README) replaced by "********", at any depth';
+
+GRANT EXECUTE ON FUNCTION trading_guard.mask_sensitive(jsonb) TO PUBLIC;
 
 ------------------------------------------------------------------------
 -- Key ring (src/keyring.c; needs preloading)
@@ -85,53 +101,51 @@ CREATE TRIGGER credentials_changed
     FOR EACH STATEMENT EXECUTE FUNCTION trading_guard.credentials_changed();
 ALTER TABLE trading_guard.credential_store ENABLE ALWAYS TRIGGER credentials_changed;
 
+-- The functions are SECURITY DEFINER (they read and write credential_store,
+-- which nobody else may) but have no SET search_path clause: that clause
+-- would cost every signature a fifth of its time, and the only SQL they run
+-- is issued from C with search_path pinned to pg_catalog, pg_temp (see
+-- spi_exec() in src/vault.c).
 CREATE FUNCTION trading_guard.store_credential(
     exchange text, label text, api_key text, api_secret text,
     environment text DEFAULT pg_catalog.current_setting('trading_guard.environment'),
     rotate_after interval DEFAULT '90 days')
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'tg_store_credential'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.rotate_credential(
     exchange text, label text, api_key text, api_secret text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'tg_rotate_credential'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.revoke_credential(
     exchange text, label text,
     environment text DEFAULT pg_catalog.current_setting('trading_guard.environment'))
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'tg_revoke_credential'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.reveal_credential(exchange text, label text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'tg_reveal_credential'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.reveal_credential(id bigint)
 RETURNS text
 AS 'MODULE_PATHNAME', 'tg_reveal_credential_by_id'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.sign_request(exchange text, label text, payload text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'tg_sign_request'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.rekey(batch_size integer DEFAULT 1000,
     OUT rekeyed bigint, OUT remaining bigint, OUT key_version integer)
 AS 'MODULE_PATHNAME', 'tg_rekey'
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION trading_guard.credential_usage()
 RETURNS TABLE (credential_id bigint, signatures bigint, reveals bigint,

@@ -136,6 +136,18 @@ SELECT trading_guard.reveal_credential(:old_id);
 SELECT trading_guard.store_credential('kraken', 'old', 'short', 'kraken-secret-2') > :old_id AS new_id;
 SELECT trading_guard.reveal_credential('kraken', 'old');
 
+-- a caller's search_path cannot reach into the SQL the functions run: an
+-- "=" that matches everything, first in the path, changes nothing
+CREATE SCHEMA tg_evil;
+CREATE FUNCTION tg_evil.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR tg_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = tg_evil.always);
+SET search_path = tg_evil, pg_catalog, public;
+SELECT 'a' = 'b' AS shadowed_here;
+SELECT trading_guard.sign_request('binance', 'not-there', 'x');
+SELECT trading_guard.store_credential('binance', 'main', 'k', 'yet another secret');
+RESET search_path;
+DROP SCHEMA tg_evil CASCADE;
+
 -- one key version: nothing to re-encrypt
 SELECT * FROM trading_guard.rekey();
 

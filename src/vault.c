@@ -509,12 +509,26 @@ secret_arg(FunctionCallInfo fcinfo, int n)
 	return len;
 }
 
+/*
+ * Run one SQL statement with search_path pinned to pg_catalog, pg_temp.
+ * The SQL functions of the vault are SECURITY DEFINER without a SET
+ * search_path clause: that clause would cost every call (a fifth of a
+ * signature), while the only SQL they run is here, and here the path is
+ * pinned, so a caller's search_path can never resolve a name or an
+ * operator in these statements.
+ */
 static void
 spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 		 bool read_only, int expected)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+	int			nestlevel = NewGUCNestLevel();
+	int			ret;
 
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+	AtEOXact_GUC(true, nestlevel);
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 }
