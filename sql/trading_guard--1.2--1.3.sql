@@ -19,7 +19,7 @@ AS 'MODULE_PATHNAME', 'tg_mask_sensitive'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION trading_guard.mask_sensitive(jsonb) IS
-'the document with the value of every sensitive key (api_key, secret, password, token, ...; see README) replaced by "********", at any depth';
+'the document with the value of every sensitive key replaced by "********", at any depth; sensitive: a key that, lower-cased and without - and _, is authorization or signature or ends in apikey, secret, secretkey, password, passwd, passphrase, token, privatekey or accesskey';
 
 GRANT EXECUTE ON FUNCTION trading_guard.mask_sensitive(jsonb) TO PUBLIC;
 

@@ -1,15 +1,1428 @@
 /*-------------------------------------------------------------------------
  *
  * redact.c
- *	  Keeping credentials out of logs (being written: see redact.h).
+ *	  Keeping exchange credentials out of the server log, pg_stat_activity
+ *	  and pg_stat_statements: refusal of secrets written as literals in SQL
+ *	  text, redaction of log messages about credential functions, and
+ *	  mask_sensitive(jsonb) for applications.
+ *
+ * 1. trading_guard.reject_literal_secrets (PGC_SUSET, default on).  A
+ *    post_parse_analyze_hook refuses (TG070) a call to
+ *    trading_guard.store_credential() or trading_guard.rotate_credential()
+ *    whose api_key or api_secret argument (the 3rd and 4th, in positional or
+ *    named notation) is a non-NULL literal, also under casts and coercions of
+ *    it.  A parameter ($1) is what we want; any other expression is let
+ *    through.  This is a guard against accidents (a script, a psql session, a
+ *    client library that interpolates), not against someone determined to
+ *    put a secret in SQL text ('s' || 'ecret', a subquery, a PL/pgSQL
+ *    variable filled from a literal, a BEGIN ATOMIC body, which is not parse
+ *    analysed through the hook, all get through).  Parse analysis is reached
+ *    for top-level statements, PREPARE, SQL and PL/pgSQL function bodies
+ *    (when they are validated or run) and DO blocks, so a literal is refused
+ *    in each of those.
+ *
+ *    EXECUTE of a prepared statement: EXECUTE p('key', 'secret') writes the
+ *    secret in SQL text again, which pg_stat_activity shows while it runs and
+ *    log_statement logs.  So when p's query passes one of its parameters to
+ *    api_key or api_secret, the matching argument of EXECUTE must not be a
+ *    literal either (TG070, with a detail naming the parameter).  EXECUTE
+ *    p($1, $2) through the extended protocol is fine.
+ *
+ *    Whenever such a literal is found, refused or (setting off) accepted,
+ *    pg_stat_activity is given the statement with its literals redacted, so
+ *    that the idle session does not keep showing it; it showed the original
+ *    between the start of the statement and its parse analysis.  (For an
+ *    error before that, a syntax error say, the log hook does the same.)
+ *
+ *    The cheap test comes first: a statement whose text does not contain
+ *    "_credential" is not walked.  Functions are identified by name and
+ *    schema through the syscache, and only for FuncExpr nodes.
+ *
+ * 2. An emit_log_hook.  A report "involves credentials" when its statement
+ *    (debug_query_string, printed on the STATEMENT line), its message, detail,
+ *    context or internal query calls store_credential, rotate_credential,
+ *    reveal_credential, revoke_credential, sign_request or rekey (as whole
+ *    identifiers, any case, optionally double-quoted, followed by optional
+ *    white space and "("), or when the statement EXECUTEs a prepared
+ *    statement whose text does.  Such a report is rewritten before it is
+ *    written anywhere:
+ *    - the SQL text in log_statement, log_min_duration_statement and
+ *      extended-protocol lines ("statement: ...", "duration: ... ms
+ *      statement: ...", "execute <unnamed>: ...", "parse", "bind") has every
+ *      string literal ('...', E'...', B/X/N/U& forms, dollar-quoted)
+ *      replaced by '<redacted>'; so has a "prepare: ..." detail and the
+ *      internal query;
+ *    - a detail carrying bind parameters ("parameters: $1 = ...") becomes
+ *      "parameters: (redacted by trading_guard)", and the context line that
+ *      log_parameter_max_length_on_error adds ("unnamed portal with
+ *      parameters: ...", "portal "p" parameter $1 = ...") likewise;
+ *    - the other texts (message, detail, hint, context) have their
+ *      single-quoted or dollar-quoted parts redacted too ("syntax error at
+ *      or near "'...'"", a context's SQL statement "..."); an apostrophe
+ *      between two letters ("server's") is taken for one;
+ *    - data exceptions (class 22, but for invalid_parameter_value) quote
+ *      the value they refused, which may be a literal or a bind parameter
+ *      ("invalid input syntax for type interval: "...""): every
+ *      double-quoted part of their message, detail and hint becomes
+ *      "<redacted>";
+ *    - the STATEMENT line is suppressed (hide_stmt) and, when it would have
+ *      been printed, the statement with its literals redacted is added to
+ *      the server-only detail (detail_log) instead;
+ *    - an ERROR gives pg_stat_activity the redacted statement too: one
+ *      raised before parse analysis (a syntax error, an unknown function)
+ *      left it there with its literals.
+ *    The message, detail, hint, context and internal query are shared with
+ *    the client, which therefore sees the redacted forms too: it knows its
+ *    own literals, and client-side error logs are one leak fewer.
+ *    Texts are scanned, not parsed: a stray apostrophe in message text (in
+ *    a double-quoted identifier, or "int4'1'" in an SQL statement quoted by
+ *    a context line) can shift which parts look quoted.  The parameter
+ *    lines are recognised in English (lc_messages = C, as log analysers
+ *    want anyway); translated ones are only covered by the literal
+ *    redaction.
+ *
+ *    Memory: the hook runs inside EmitErrorReport, where an ERROR of our own
+ *    would lose the report.  Every allocation is MCXT_ALLOC_NO_OOM in the
+ *    report's assoc_context (ErrorContext), where elog.c's own strings live
+ *    and from where FreeErrorDataContents() frees them; the strings we
+ *    replace are pfree'd.  Without memory a text is cut, in place, before
+ *    its first secret.  Nothing else here allocates or can fail.
+ *
+ * 3. mask_sensitive(jsonb): the document with the value of every sensitive
+ *    object key, at any depth (objects in arrays in objects...), replaced by
+ *    the string "********", whatever the value was (null, a number, an
+ *    object).  A key is sensitive when, lower-cased (ASCII) and with every
+ *    '-' and '_' removed, it is
+ *        authorization or signature, or ends in
+ *        apikey, secret, secretkey, password, passwd, passphrase, token,
+ *        privatekey or accesskey
+ *    which covers api_key, apiSecret, secret_key, password, passwd,
+ *    passphrase, token, access_token, refresh_token, private_key,
+ *    Authorization, signature, clientSecret, db_password, X-MBX-APIKEY,
+ *    KC-API-PASSPHRASE, OK-ACCESS-KEY...  A document without any is
+ *    returned as it came.  It is IMMUTABLE: a release that changes this
+ *    list changes results, and an index or generated column built on it
+ *    must then be rebuilt.
+ *
+ * The hooks are installed whenever the library is loaded: preloaded, for
+ * every session; loaded on demand (without the vault, which needs
+ * preloading), from then on in that session, which costs nothing and still
+ * keeps a session's later statements out of the log.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "redact.h"
+#include "catalog/pg_proc.h"
+#include "commands/prepare.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "parser/parse_node.h"
+#include "parser/parser.h"
+#include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/syscache.h"
 
+#include "redact.h"
+#include "trading_guard.h"
+
+/* GUC */
+bool		tg_reject_literal_secrets = true;
+
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* What replaces a literal, a quoted value and bind parameters */
+#define TG_REDACTED_LITERAL		"'<redacted>'"
+#define TG_REDACTED_QUOTED		"\"<redacted>\""
+#define TG_REDACTED_PARAMS		"(redacted by trading_guard)"
+
+/* The arguments of store_credential() and rotate_credential() we guard, from 0 */
+#define TG_ARG_API_KEY			2
+#define TG_ARG_API_SECRET		3
+
+/* Functions whose calls make a statement's literals and parameters secret */
+static const char *const credential_functions[] = {
+	"store_credential",
+	"rotate_credential",
+	"reveal_credential",
+	"revoke_credential",
+	"sign_request",
+	"rekey",
+	NULL
+};
+
+/*
+ * Statement logging formats (ErrorData.message_id, never translated) whose
+ * message ends in SQL text, so that it is scanned as SQL.  PostgreSQL 15's
+ * postgres.c.
+ */
+static const char *const statement_log_formats[] = {
+	"statement: %s",
+	"duration: %s ms  statement: %s",
+	"%s %s%s%s: %s",			/* execute [fetch from] <name>: (extended) */
+	"duration: %s ms  %s %s%s%s: %s",
+	"duration: %s ms  parse %s: %s",
+	"duration: %s ms  bind %s%s%s: %s",
+	"parse %s: %s",				/* DEBUG2 */
+	NULL
+};
+
+/* ------------------------------------------------------------------------
+ * A small SQL scanner: just enough to find string literals, words and
+ * quoted identifiers, skipping comments.  It never allocates and never
+ * fails; on malformed text (an unterminated literal) it errs on the side of
+ * treating more as literal.
+ * ------------------------------------------------------------------------
+ */
+
+#define TG_ASCII_LETTER(c) \
+	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define TG_IDENT_START(c) \
+	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
+	 (c) == '_' || IS_HIGHBIT_SET(c))
+#define TG_IDENT_CONT(c) \
+	(TG_IDENT_START(c) || ((c) >= '0' && (c) <= '9') || (c) == '$')
+#define TG_SPACE(c) \
+	((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || \
+	 (c) == '\f' || (c) == '\v')
+
+typedef enum TgScanMode
+{
+	TG_SCAN_SQL,				/* SQL text: "..." is a quoted identifier */
+	TG_SCAN_TEXT				/* message text: " is an ordinary character */
+} TgScanMode;
+
+typedef enum TgTokenKind
+{
+	TG_TOKEN_END,
+	TG_TOKEN_LITERAL,			/* '..', E'..', B'..', X'..', N'..', U&'..', $t$..$t$ */
+	TG_TOKEN_WORD,				/* keyword or unquoted identifier */
+	TG_TOKEN_QUOTED_IDENT,		/* "..." (SQL mode only) */
+	TG_TOKEN_OTHER				/* a number, an operator character... */
+} TgTokenKind;
+
+typedef struct TgToken
+{
+	TgTokenKind kind;
+	size_t		start;			/* the token is s[start, end) */
+	size_t		end;
+	size_t		body_start;		/* a literal's or quoted identifier's text */
+	size_t		body_end;
+} TgToken;
+
+/* Skip a (nested) block comment starting at s[i] = '/', s[i + 1] = '*' */
+static size_t
+skip_block_comment(const char *s, size_t len, size_t i)
+{
+	int			depth = 0;
+
+	while (i < len)
+	{
+		if (s[i] == '/' && i + 1 < len && s[i + 1] == '*')
+		{
+			depth++;
+			i += 2;
+		}
+		else if (s[i] == '*' && i + 1 < len && s[i + 1] == '/')
+		{
+			i += 2;
+			if (--depth == 0)
+				return i;
+		}
+		else
+			i++;
+	}
+	return len;
+}
+
+/* Length of the dollar-quote tag ($$ or $tag$) at s[i] = '$', or 0 */
+static size_t
+dollar_tag_length(const char *s, size_t len, size_t i)
+{
+	size_t		j = i + 1;
+
+	if (j < len && TG_IDENT_START((unsigned char) s[j]))
+	{
+		while (j < len && (TG_IDENT_START((unsigned char) s[j]) ||
+						   (s[j] >= '0' && s[j] <= '9')))
+			j++;
+	}
+	if (j < len && s[j] == '$')
+		return j - i + 1;
+	return 0;
+}
+
+/*
+ * A quoted literal whose token starts at s[start] (a prefix letter or the
+ * quote) and whose opening quote is s[quote].
+ */
+static void
+scan_quoted_literal(const char *s, size_t len, size_t start, size_t quote,
+					bool backslash_escapes, TgToken *tok)
+{
+	size_t		k = quote + 1;
+
+	while (k < len)
+	{
+		if (s[k] == '\\' && backslash_escapes)
+			k += 2;
+		else if (s[k] == '\'')
+		{
+			if (k + 1 < len && s[k + 1] == '\'')
+				k += 2;
+			else
+				break;
+		}
+		else
+			k++;
+	}
+	tok->kind = TG_TOKEN_LITERAL;
+	tok->start = start;
+	tok->body_start = quote + 1;
+	tok->body_end = Min(k, len);
+	tok->end = k < len ? k + 1 : len;
+}
+
+/* A dollar-quoted literal whose opening tag s[start, start + taglen) */
+static void
+scan_dollar_literal(const char *s, size_t len, size_t start, size_t taglen,
+					TgToken *tok)
+{
+	size_t		k;
+
+	tok->kind = TG_TOKEN_LITERAL;
+	tok->start = start;
+	tok->body_start = start + taglen;
+	for (k = start + taglen; k + taglen <= len; k++)
+	{
+		if (s[k] == '$' && memcmp(s + k, s + start, taglen) == 0)
+		{
+			tok->body_end = k;
+			tok->end = k + taglen;
+			return;
+		}
+	}
+	tok->body_end = len;
+	tok->end = len;
+}
+
+/*
+ * The next token of s[0, len) at or after *pos, skipping white space and
+ * comments; *pos moves past it.
+ */
+static void
+next_token(const char *s, size_t len, size_t *pos, TgScanMode mode,
+		   TgToken *tok)
+{
+	size_t		i = *pos;
+	unsigned char c;
+
+	while (i < len)
+	{
+		c = s[i];
+		if (TG_SPACE(c))
+			i++;
+		else if (c == '-' && i + 1 < len && s[i + 1] == '-')
+		{
+			while (i < len && s[i] != '\n')
+				i++;
+		}
+		else if (c == '/' && i + 1 < len && s[i + 1] == '*')
+			i = skip_block_comment(s, len, i);
+		else
+			break;
+	}
+
+	tok->start = i;
+	if (i >= len)
+	{
+		tok->kind = TG_TOKEN_END;
+		tok->end = tok->body_start = tok->body_end = len;
+		*pos = len;
+		return;
+	}
+
+	c = s[i];
+	if (c == '\'' && mode == TG_SCAN_TEXT && i > 0 && i + 1 < len &&
+		TG_ASCII_LETTER(s[i - 1]) && TG_ASCII_LETTER(s[i + 1]))
+	{
+		/* an apostrophe in a message ("server's", "can't") */
+		tok->kind = TG_TOKEN_OTHER;
+		tok->body_start = i;
+		tok->body_end = tok->end = i + 1;
+	}
+	else if (c == '\'')
+		scan_quoted_literal(s, len, i, i, !standard_conforming_strings, tok);
+	else if (c == '$' && dollar_tag_length(s, len, i) > 0)
+		scan_dollar_literal(s, len, i, dollar_tag_length(s, len, i), tok);
+	else if (c == '"' && mode == TG_SCAN_SQL)
+	{
+		size_t		k = i + 1;
+
+		while (k < len)
+		{
+			if (s[k] == '"')
+			{
+				if (k + 1 < len && s[k + 1] == '"')
+				{
+					k += 2;
+					continue;
+				}
+				break;
+			}
+			k++;
+		}
+		tok->kind = TG_TOKEN_QUOTED_IDENT;
+		tok->body_start = i + 1;
+		tok->body_end = Min(k, len);
+		tok->end = k < len ? k + 1 : len;
+	}
+	else if (TG_IDENT_START(c))
+	{
+		size_t		j = i + 1;
+
+		while (j < len && TG_IDENT_CONT((unsigned char) s[j]))
+			j++;
+		/* E'...', B'...', X'...', N'...' and U&'...' are literals too */
+		if (j == i + 1 && j < len && s[j] == '\'' && strchr("EeBbXxNn", c))
+			scan_quoted_literal(s, len, i, j,
+								c == 'E' || c == 'e' || !standard_conforming_strings,
+								tok);
+		else if (j == i + 1 && (c == 'U' || c == 'u') &&
+				 j + 1 < len && s[j] == '&' && s[j + 1] == '\'')
+			scan_quoted_literal(s, len, i, j + 1, false, tok);
+		else
+		{
+			tok->kind = TG_TOKEN_WORD;
+			tok->body_start = i;
+			tok->body_end = tok->end = j;
+		}
+	}
+	else if (c >= '0' && c <= '9')
+	{
+		/* a number, and whatever letters stick to it: never a prefix */
+		size_t		j = i + 1;
+
+		while (j < len && TG_IDENT_CONT((unsigned char) s[j]))
+			j++;
+		tok->kind = TG_TOKEN_OTHER;
+		tok->body_start = i;
+		tok->body_end = tok->end = j;
+	}
+	else
+	{
+		tok->kind = TG_TOKEN_OTHER;
+		tok->body_start = i;
+		tok->body_end = tok->end = i + 1;
+	}
+	*pos = tok->end;
+}
+
+/*
+ * Does s[0, len) contain needle (lower case), ignoring ASCII case?  len < 0:
+ * all of s.
+ */
+static bool
+contains_ci_len(const char *s, int len, const char *needle)
+{
+	size_t		n = strlen(needle);
+	const char *end;
+
+	if (s == NULL)
+		return false;
+	end = len < 0 ? NULL : s + len;
+	for (; *s && (end == NULL || s + n <= end); s++)
+	{
+		if (pg_ascii_tolower((unsigned char) *s) == needle[0] &&
+			pg_strncasecmp(s, needle, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+#define contains_ci(s, needle)	contains_ci_len((s), -1, (needle))
+
+/*
+ * Does the text call one of the credential functions?  A whole identifier,
+ * any case, perhaps double-quoted, then optional white space and "(".  Meant
+ * to be cheap: one pass, looking closer only at words starting with s or r.
+ * Over-matching (in a comment, a literal) only redacts more.
+ */
+static bool
+mentions_credential_call(const char *s)
+{
+	if (s == NULL)
+		return false;
+	for (const char *p = s; *p; p++)
+	{
+		char		c = pg_ascii_tolower((unsigned char) *p);
+
+		if (c != 's' && c != 'r')
+			continue;
+		if (p > s && TG_IDENT_CONT((unsigned char) p[-1]))
+			continue;
+		for (const char *const *f = credential_functions; *f; f++)
+		{
+			size_t		n = strlen(*f);
+			const char *q = p + n;
+
+			if ((*f)[0] != c || pg_strncasecmp(p, *f, n) != 0)
+				continue;
+			if (*q == '"')
+				q++;
+			else if (TG_IDENT_CONT((unsigned char) *q))
+				continue;
+			while (TG_SPACE(*q))
+				q++;
+			if (*q == '(')
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Copy the name a word or quoted identifier token stands for, as the parser would */
+static void
+token_identifier(const char *s, const TgToken *tok, char *buf)
+{
+	size_t		n = 0;
+
+	for (size_t i = tok->body_start; i < tok->body_end && n < NAMEDATALEN - 1; i++)
+	{
+		if (tok->kind == TG_TOKEN_QUOTED_IDENT)
+		{
+			buf[n++] = s[i];
+			if (s[i] == '"')
+				i++;			/* "" stands for " */
+		}
+		else
+			buf[n++] = pg_ascii_tolower((unsigned char) s[i]);
+	}
+	buf[n] = '\0';
+}
+
+/*
+ * Does the SQL text EXECUTE a prepared statement that calls a credential
+ * function?  Any top-level "EXECUTE name" counts (also after EXPLAIN or
+ * CREATE TABLE ... AS).  Looks prepared statements up in this backend's
+ * table without allocating (FetchPreparedStatement with no error).
+ */
+static bool
+executes_credential_statement(const char *s)
+{
+	size_t		len;
+	size_t		pos = 0;
+	TgToken		tok;
+
+	if (s == NULL || !contains_ci(s, "execute"))
+		return false;
+	len = strlen(s);
+	for (;;)
+	{
+		next_token(s, len, &pos, TG_SCAN_SQL, &tok);
+		if (tok.kind == TG_TOKEN_END)
+			return false;
+		if (tok.kind == TG_TOKEN_WORD && tok.end - tok.start == 7 &&
+			pg_strncasecmp(s + tok.start, "execute", 7) == 0)
+		{
+			TgToken		name;
+			size_t		after = pos;
+			char		buf[NAMEDATALEN];
+			PreparedStatement *ps;
+
+			next_token(s, len, &after, TG_SCAN_SQL, &name);
+			if (name.kind != TG_TOKEN_WORD && name.kind != TG_TOKEN_QUOTED_IDENT)
+				continue;
+			token_identifier(s, &name, buf);
+			ps = FetchPreparedStatement(buf, false);
+			if (ps != NULL && ps->plansource != NULL &&
+				mentions_credential_call(ps->plansource->query_string))
+				return true;
+		}
+	}
+}
+
+/*
+ * The next part of s[0, len) to redact at or after *pos: a literal or, in
+ * text mode with quoted set, a double-quoted part.  Sets [*start, *end) and
+ * what replaces it.
+ */
+static bool
+next_secret(const char *s, size_t len, size_t *pos, TgScanMode mode,
+			bool quoted, size_t *start, size_t *end,
+			const char **replacement)
+{
+	TgToken		tok;
+
+	for (;;)
+	{
+		next_token(s, len, pos, mode, &tok);
+		if (tok.kind == TG_TOKEN_END)
+			return false;
+		if (tok.kind == TG_TOKEN_LITERAL)
+		{
+			*start = tok.start;
+			*end = tok.end;
+			*replacement = TG_REDACTED_LITERAL;
+			return true;
+		}
+		if (quoted && tok.kind == TG_TOKEN_OTHER && s[tok.start] == '"')
+		{
+			const char *close = memchr(s + tok.end, '"', len - tok.end);
+
+			if (close != NULL && close > s + tok.end)
+			{
+				*start = tok.start;
+				*end = *pos = close - s + 1;
+				*replacement = TG_REDACTED_QUOTED;
+				return true;
+			}
+		}
+	}
+}
+
+typedef enum TgRedactResult
+{
+	TG_NOTHING_TO_REDACT,
+	TG_REDACTED,
+	TG_OUT_OF_MEMORY
+} TgRedactResult;
+
+/*
+ * A copy of src, allocated in cxt (no error if out of memory), with every
+ * secret part (next_secret) replaced.  *first is where the first one starts.
+ * If charpos is given, the 1-based character position into src it points to
+ * is moved to the same place in the copy (onto the replacement, when it was
+ * inside a replaced part).
+ */
+static TgRedactResult
+redact_string(const char *src, TgScanMode mode, bool quoted,
+			  MemoryContext cxt, char **out, size_t *first, int *charpos)
+{
+	int			newpos = charpos ? *charpos : 0;
+	bool		placed = (charpos == NULL || *charpos <= 0);
+	size_t		len = strlen(src);
+	size_t		pos = 0;
+	size_t		last = 0;
+	size_t		outlen = 0;
+	size_t		start,
+				end;
+	const char *rep;
+	int			found = 0;
+	char	   *buf;
+	char	   *w;
+
+	*out = NULL;
+	while (next_secret(src, len, &pos, mode, quoted, &start, &end, &rep))
+	{
+		if (found++ == 0)
+			*first = start;
+		outlen += (start - last) + strlen(rep);
+		last = end;
+		if (!placed)
+		{
+			int			from = pg_mbstrlen_with_len(src, start) + 1;
+			int			chars = pg_mbstrlen_with_len(src + start, end - start);
+
+			if (*charpos >= from + chars)
+				newpos += (int) strlen(rep) - chars;
+			else
+			{
+				if (*charpos >= from)
+					newpos = newpos - *charpos + from;
+				placed = true;
+			}
+		}
+	}
+	if (found == 0)
+		return TG_NOTHING_TO_REDACT;
+	outlen += len - last;
+	if (outlen >= MaxAllocSize)
+		return TG_OUT_OF_MEMORY;
+	buf = MemoryContextAllocExtended(cxt, outlen + 1, MCXT_ALLOC_NO_OOM);
+	if (buf == NULL)
+		return TG_OUT_OF_MEMORY;
+
+	/* the same scan again, copying this time */
+	w = buf;
+	pos = last = 0;
+	while (next_secret(src, len, &pos, mode, quoted, &start, &end, &rep))
+	{
+		memcpy(w, src + last, start - last);
+		w += start - last;
+		memcpy(w, rep, strlen(rep));
+		w += strlen(rep);
+		last = end;
+	}
+	memcpy(w, src + last, len - last);
+	w += len - last;
+	*w = '\0';
+	Assert(w == buf + outlen);
+	*out = buf;
+	if (charpos)
+		*charpos = newpos;
+	return TG_REDACTED;
+}
+
+/*
+ * Redact one palloc'd text of a report in place of the old one.  Without
+ * memory, cut the text before its first secret instead.
+ */
+static void
+redact_field(char **field, TgScanMode mode, bool quoted,
+			 MemoryContext cxt, int *charpos)
+{
+	char	   *out;
+	size_t		first = 0;
+
+	if (*field == NULL)
+		return;
+	switch (redact_string(*field, mode, quoted, cxt, &out, &first, charpos))
+	{
+		case TG_NOTHING_TO_REDACT:
+			break;
+		case TG_REDACTED:
+			pfree(*field);
+			*field = out;
+			break;
+		case TG_OUT_OF_MEMORY:
+			(*field)[first] = '\0';
+			break;
+	}
+}
+
+/*
+ * Replace the text from field[keep] on by TG_REDACTED_PARAMS; without
+ * memory, just cut it there.
+ */
+static void
+replace_tail(char **field, size_t keep, MemoryContext cxt)
+{
+	size_t		n = strlen(TG_REDACTED_PARAMS);
+	char	   *out = MemoryContextAllocExtended(cxt, keep + n + 1, MCXT_ALLOC_NO_OOM);
+
+	if (out == NULL)
+	{
+		(*field)[keep] = '\0';
+		return;
+	}
+	memcpy(out, *field, keep);
+	memcpy(out + keep, TG_REDACTED_PARAMS, n + 1);
+	pfree(*field);
+	*field = out;
+}
+
+/* A detail: bind parameters are replaced, a "prepare: " statement is SQL */
+static void
+redact_detail(char **detail, bool quoted, MemoryContext cxt)
+{
+	if (*detail == NULL)
+		return;
+	/* "parameters: %s" (15), "Parameters: %s" (16 and later) */
+	if (pg_strncasecmp(*detail, "parameters: ", 12) == 0)
+		replace_tail(detail, 12, cxt);
+	else if (strncmp(*detail, "prepare: ", 9) == 0)
+		redact_field(detail, TG_SCAN_SQL, false, cxt, NULL);
+	else
+		redact_field(detail, TG_SCAN_TEXT, quoted, cxt, NULL);
+}
+
+/*
+ * The context: the lines log_parameter_max_length_on_error adds about a
+ * portal's parameters come from the outermost callbacks, so they and all
+ * that follows them are replaced; the rest is redacted as text.
+ */
+static void
+redact_context(char **context, MemoryContext cxt)
+{
+	char	   *ctx = *context;
+	char	   *line;
+	size_t		keep = 0;
+	bool		params = false;
+
+	if (ctx == NULL)
+		return;
+	for (line = ctx; *line; line++)
+	{
+		size_t		linelen;
+
+		if (line != ctx && line[-1] != '\n')
+			continue;
+		if (strncmp(line, "unnamed portal ", 15) != 0 &&
+			strncmp(line, "portal \"", 8) != 0)
+			continue;
+
+		/* keep the line up to the first marker: values follow it */
+		linelen = strcspn(line, "\n");
+		keep = line - ctx + linelen;
+		for (size_t i = 0; i < linelen; i++)
+		{
+			if (strncmp(line + i, " with parameters: ", 18) == 0)
+			{
+				keep = line - ctx + i + 18;
+				break;
+			}
+			if (strncmp(line + i, " = ", 3) == 0)
+			{
+				keep = line - ctx + i + 3;
+				break;
+			}
+		}
+		params = true;
+		break;
+	}
+
+	if (!params)
+	{
+		redact_field(context, TG_SCAN_TEXT, false, cxt, NULL);
+		return;
+	}
+	/* the parameters go first, so that they are gone whatever happens next */
+	ctx[keep] = '\0';
+	redact_field(context, TG_SCAN_TEXT, false, cxt, NULL);
+	replace_tail(context, strlen(*context), cxt);
+}
+
+/*
+ * Would elog.c print the STATEMENT line for this report?  As its
+ * check_log_of_query() and is_log_level_output() decide.
+ */
+static bool
+statement_would_be_logged(const ErrorData *edata)
+{
+	int			elevel = edata->elevel;
+
+	if (edata->hide_stmt || debug_query_string == NULL)
+		return false;
+	if (elevel == LOG || elevel == LOG_SERVER_ONLY)
+		return log_min_error_statement == LOG || log_min_error_statement <= ERROR;
+	if (elevel == WARNING_CLIENT_ONLY)
+		return false;
+	if (log_min_error_statement == LOG)
+		return elevel >= FATAL;
+	return elevel >= log_min_error_statement;
+}
+
+/*
+ * Add the statement (stmt: redacted, or NULL if it had no literal) to the
+ * server-only detail, where the suppressed STATEMENT line would have shown
+ * it.
+ */
+static void
+keep_redacted_statement(ErrorData *edata, const char *stmt, MemoryContext cxt)
+{
+	static const char label[] = "statement (literals redacted): ";
+	const char *detail = edata->detail_log ? edata->detail_log : edata->detail;
+	size_t		dlen = detail ? strlen(detail) + 1 : 0;
+	size_t		slen;
+	char	   *out;
+
+	if (stmt == NULL)
+		stmt = debug_query_string;
+	slen = strlen(stmt);
+	if (dlen + sizeof(label) + slen >= MaxAllocSize)
+		return;
+	out = MemoryContextAllocExtended(cxt, dlen + sizeof(label) + slen,
+									 MCXT_ALLOC_NO_OOM);
+	if (out == NULL)
+		return;
+	if (detail)
+	{
+		memcpy(out, detail, dlen - 1);
+		out[dlen - 1] = '\n';
+	}
+	memcpy(out + dlen, label, sizeof(label) - 1);
+	memcpy(out + dlen + sizeof(label) - 1, stmt, slen + 1);
+	if (edata->detail_log)
+		pfree(edata->detail_log);
+	edata->detail_log = out;
+}
+
+static bool
+is_statement_log(const char *message_id)
+{
+	if (message_id == NULL)
+		return false;
+	for (const char *const *f = statement_log_formats; *f; f++)
+	{
+		if (strcmp(message_id, *f) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * emit_log_hook: rewrite reports that involve credential functions (see the
+ * file header).  Called for every report this process writes to the server
+ * log, so the tests that let the others through come first; none of them
+ * allocates.
+ */
+static void
+redact_emit_log(ErrorData *edata)
+{
+	bool		sql_message;
+	bool		statement_involved;
+	bool		quoted;
+	MemoryContext cxt;
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+
+	sql_message = is_statement_log(edata->message_id);
+	statement_involved = mentions_credential_call(debug_query_string) ||
+		executes_credential_statement(debug_query_string);
+	if (!statement_involved &&
+		!mentions_credential_call(edata->message) &&
+		!(sql_message && executes_credential_statement(edata->message)) &&
+		!mentions_credential_call(edata->detail) &&
+		!mentions_credential_call(edata->detail_log) &&
+		!mentions_credential_call(edata->context) &&
+		!mentions_credential_call(edata->internalquery))
+		return;
+
+	cxt = edata->assoc_context ? edata->assoc_context : ErrorContext;
+
+	/*
+	 * Data exceptions quote the value they refused ("invalid input syntax
+	 * for type interval: "...""), which may be a literal or a bind
+	 * parameter.  Not invalid_parameter_value: functions (the vault's own
+	 * among them) name with it an argument they mean to show, such as an
+	 * unknown environment.
+	 */
+	quoted = ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
+		edata->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE;
+
+	if (sql_message)
+		redact_field(&edata->message, TG_SCAN_SQL, false, cxt, NULL);
+	else
+		redact_field(&edata->message, TG_SCAN_TEXT, quoted, cxt, NULL);
+	redact_detail(&edata->detail, quoted, cxt);
+	redact_detail(&edata->detail_log, quoted, cxt);
+	redact_field(&edata->hint, TG_SCAN_TEXT, quoted, cxt, NULL);
+	redact_context(&edata->context, cxt);
+	redact_field(&edata->internalquery, TG_SCAN_SQL, false, cxt,
+				 &edata->internalpos);
+
+	if (statement_involved)
+	{
+		bool		logged = statement_would_be_logged(edata);
+		char	   *stmt = NULL;
+		size_t		first;
+		TgRedactResult r = TG_NOTHING_TO_REDACT;
+
+		if (logged || edata->elevel == ERROR)
+			r = redact_string(debug_query_string, TG_SCAN_SQL, false, cxt,
+							  &stmt, &first, NULL);
+		if (logged && r != TG_OUT_OF_MEMORY)
+			keep_redacted_statement(edata, stmt, cxt);
+		edata->hide_stmt = true;
+
+		/*
+		 * An error before parse analysis (a syntax error, an unknown
+		 * function) or during it left the statement with its literals in
+		 * pg_stat_activity, where the idle session would keep showing it:
+		 * redact it there.  pgstat_report_activity() neither allocates nor
+		 * fails.
+		 */
+		if (edata->elevel == ERROR && r != TG_NOTHING_TO_REDACT)
+			pgstat_report_activity(STATE_RUNNING, stmt ? stmt : "<redacted>");
+		if (stmt)
+			pfree(stmt);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Literal secrets in SQL text (trading_guard.reject_literal_secrets)
+ * ------------------------------------------------------------------------
+ */
+
+/* An EXECUTE: a parameter of the prepared statement that is a guarded argument */
+typedef struct TgParamUse
+{
+	int			paramid;
+	const char *function;
+	int			argno;
+} TgParamUse;
+
+typedef struct TgSecretSearch
+{
+	const char *sourcetext;		/* this statement's text */
+	int			sourcelen;		/* its length, or -1: to the end */
+	int			text_mentions;	/* -1 unknown, else whether it says "_credential" */
+	bool		collect_params; /* walking a prepared statement for EXECUTE */
+	List	   *params;			/* of TgParamUse, when collect_params */
+
+	/* the first literal found */
+	bool		found;
+	const char *function;
+	int			argno;
+	int			location;
+	const char *prepared;		/* EXECUTE: the prepared statement's name */
+	int			paramid;		/* EXECUTE: its parameter */
+} TgSecretSearch;
+
+/*
+ * "store_credential" or "rotate_credential" when the function is
+ * trading_guard's, else NULL.
+ */
+static const char *
+guarded_function(Oid funcid)
+{
+	HeapTuple	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Form_pg_proc proc;
+	const char *result = NULL;
+
+	if (!HeapTupleIsValid(tp))
+		return NULL;
+	proc = (Form_pg_proc) GETSTRUCT(tp);
+	if (strcmp(NameStr(proc->proname), "store_credential") == 0)
+		result = "store_credential";
+	else if (strcmp(NameStr(proc->proname), "rotate_credential") == 0)
+		result = "rotate_credential";
+	if (result != NULL)
+	{
+		char	   *nspname = get_namespace_name(proc->pronamespace);
+
+		if (nspname == NULL || strcmp(nspname, "trading_guard") != 0)
+			result = NULL;
+		if (nspname)
+			pfree(nspname);
+	}
+	ReleaseSysCache(tp);
+	return result;
+}
+
+/* What is under the casts, coercions and collations of an argument */
+static Node *
+strip_coercions(Node *node)
+{
+	for (;;)
+	{
+		if (node == NULL)
+			return NULL;
+		if (IsA(node, RelabelType))
+			node = (Node *) ((RelabelType *) node)->arg;
+		else if (IsA(node, CoerceViaIO))
+			node = (Node *) ((CoerceViaIO *) node)->arg;
+		else if (IsA(node, CoerceToDomain))
+			node = (Node *) ((CoerceToDomain *) node)->arg;
+		else if (IsA(node, CollateExpr))
+			node = (Node *) ((CollateExpr *) node)->arg;
+		else if (IsA(node, FuncExpr) &&
+				 (((FuncExpr *) node)->funcformat == COERCE_IMPLICIT_CAST ||
+				  ((FuncExpr *) node)->funcformat == COERCE_EXPLICIT_CAST) &&
+				 ((FuncExpr *) node)->args != NIL)
+			node = (Node *) linitial(((FuncExpr *) node)->args);
+		else
+			return node;
+	}
+}
+
+/*
+ * A call of store_credential() or rotate_credential(): is its api_key or
+ * api_secret a literal?  (Or, for EXECUTE, which parameters are they?)
+ * Named arguments are still NamedArgExpr nodes in the order written after
+ * parse analysis (the planner reorders them), so go by their argnumber.
+ */
+static bool
+check_credential_call(FuncExpr *func, TgSecretSearch *search)
+{
+	const char *function;
+	ListCell   *lc;
+	int			argno = 0;
+
+	if (func->args == NIL || (function = guarded_function(func->funcid)) == NULL)
+		return false;
+
+	foreach(lc, func->args)
+	{
+		Node	   *arg = (Node *) lfirst(lc);
+		int			position = argno++;
+		Node	   *value;
+
+		if (IsA(arg, NamedArgExpr))
+		{
+			position = ((NamedArgExpr *) arg)->argnumber;
+			arg = (Node *) ((NamedArgExpr *) arg)->arg;
+		}
+		if (position != TG_ARG_API_KEY && position != TG_ARG_API_SECRET)
+			continue;
+		value = strip_coercions(arg);
+
+		if (search->collect_params)
+		{
+			if (value != NULL && IsA(value, Param) &&
+				((Param *) value)->paramkind == PARAM_EXTERN)
+			{
+				TgParamUse *use = palloc(sizeof(TgParamUse));
+
+				use->paramid = ((Param *) value)->paramid;
+				use->function = function;
+				use->argno = position;
+				search->params = lappend(search->params, use);
+			}
+		}
+		else if (value != NULL && IsA(value, Const) &&
+				 !((Const *) value)->constisnull)
+		{
+			search->found = true;
+			search->function = function;
+			search->argno = position;
+			search->location = exprLocation(value) >= 0 ?
+				exprLocation(value) : exprLocation((Node *) lfirst(lc));
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+secret_walker(Node *node, TgSecretSearch *search)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, secret_walker, (void *) search, 0);
+	if (IsA(node, FuncExpr) && check_credential_call((FuncExpr *) node, search))
+		return true;
+	return expression_tree_walker(node, secret_walker, (void *) search);
+}
+
+/* Is a raw (not yet analysed) EXECUTE argument a non-NULL literal? */
+static bool
+raw_is_literal(Node *node)
+{
+	for (;;)
+	{
+		if (node == NULL)
+			return false;
+		if (IsA(node, A_Const))
+			return !((A_Const *) node)->isnull;
+		if (IsA(node, TypeCast))
+			node = ((TypeCast *) node)->arg;
+		else if (IsA(node, CollateClause))
+			node = ((CollateClause *) node)->arg;
+		else
+			return false;
+	}
+}
+
+/*
+ * EXECUTE name(args): which of the prepared statement's parameters go to a
+ * guarded argument, and is EXECUTE's argument for one of them a literal?
+ */
+static void
+search_execute(ExecuteStmt *stmt, TgSecretSearch *search)
+{
+	PreparedStatement *ps = FetchPreparedStatement(stmt->name, false);
+	ListCell   *lc;
+
+	if (ps == NULL || ps->plansource == NULL ||
+		!contains_ci(ps->plansource->query_string, "_credential"))
+		return;
+
+	/*
+	 * The analysed query trees; they stay in place when the statement is
+	 * invalidated, until EXECUTE revalidates it (after us).
+	 */
+	search->collect_params = true;
+	foreach(lc, ps->plansource->query_list)
+		(void) secret_walker((Node *) lfirst(lc), search);
+	search->collect_params = false;
+
+	foreach(lc, search->params)
+	{
+		TgParamUse *use = (TgParamUse *) lfirst(lc);
+		Node	   *arg;
+
+		if (use->paramid < 1 || use->paramid > list_length(stmt->params))
+			continue;
+		arg = (Node *) list_nth(stmt->params, use->paramid - 1);
+		if (!raw_is_literal(arg))
+			continue;
+		search->found = true;
+		search->function = use->function;
+		search->argno = use->argno;
+		search->location = exprLocation(arg);
+		search->prepared = stmt->name;
+		search->paramid = use->paramid;
+		return;
+	}
+}
+
+/*
+ * Look for a literal secret in an analysed statement.  Utility statements
+ * that contain an analysed query the hook is not called for (EXPLAIN,
+ * CREATE TABLE AS, DECLARE CURSOR) are looked into; PREPARE and COPY have
+ * theirs analysed through the hook later.
+ */
+static void
+search_query(Query *query, TgSecretSearch *search)
+{
+	if (query->commandType == CMD_UTILITY)
+	{
+		Node	   *stmt = query->utilityStmt;
+		Node	   *inner = NULL;
+
+		if (stmt == NULL)
+			return;
+		if (IsA(stmt, ExecuteStmt))
+			search_execute((ExecuteStmt *) stmt, search);
+		else if (IsA(stmt, ExplainStmt))
+			inner = ((ExplainStmt *) stmt)->query;
+		else if (IsA(stmt, CreateTableAsStmt))
+			inner = ((CreateTableAsStmt *) stmt)->query;
+		else if (IsA(stmt, DeclareCursorStmt))
+			inner = ((DeclareCursorStmt *) stmt)->query;
+		if (inner != NULL && IsA(inner, Query))
+			search_query((Query *) inner, search);
+		return;
+	}
+
+	/* the cheap test, once per statement */
+	if (search->text_mentions < 0)
+		search->text_mentions = contains_ci_len(search->sourcetext,
+												search->sourcelen,
+												"_credential");
+	if (search->text_mentions)
+		(void) secret_walker((Node *) query, search);
+}
+
+/*
+ * Show the statement with its literals redacted in pg_stat_activity from
+ * now on (including once the session is idle).
+ */
+static void
+report_redacted_activity(void)
+{
+	char	   *out;
+	size_t		first;
+
+	if (debug_query_string == NULL)
+		return;
+	switch (redact_string(debug_query_string, TG_SCAN_SQL, false,
+						  CurrentMemoryContext, &out, &first, NULL))
+	{
+		case TG_NOTHING_TO_REDACT:
+			break;
+		case TG_REDACTED:
+			pgstat_report_activity(STATE_RUNNING, out);
+			pfree(out);
+			break;
+		case TG_OUT_OF_MEMORY:
+			pgstat_report_activity(STATE_RUNNING, "<redacted>");
+			break;
+	}
+}
+
+/*
+ * post_parse_analyze_hook: refuse secrets written as literals (see the file
+ * header).  Returns at once for statements that do not mention
+ * "_credential" and are not EXECUTE.
+ */
+static void
+redact_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	TgSecretSearch search;
+	const char *argname;
+
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+
+	memset(&search, 0, sizeof(search));
+
+	/*
+	 * Only this statement's part of a multi-statement string, or a batch of
+	 * N statements would be scanned N times.
+	 */
+	search.sourcetext = pstate->p_sourcetext;
+	search.sourcelen = -1;
+	if (search.sourcetext != NULL && query->stmt_location > 0)
+		search.sourcetext += query->stmt_location;
+	if (query->stmt_len > 0)
+		search.sourcelen = query->stmt_len;
+	search.text_mentions = -1;
+	search_query(query, &search);
+	if (!search.found)
+		return;
+
+	report_redacted_activity();
+	if (!tg_reject_literal_secrets)
+		return;
+
+	argname = search.argno == TG_ARG_API_KEY ? "api_key" : "api_secret";
+	if (search.prepared != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_LITERAL_SECRET),
+				 errmsg("the %s argument of trading_guard.%s() must not be written as a literal",
+						argname, search.function),
+				 errdetail("Parameter $%d of prepared statement \"%s\" is that argument, and EXECUTE gives it as a literal; literals in SQL text reach the server log and pg_stat_activity.",
+						   search.paramid, search.prepared),
+				 errhint("Bind the value as a query parameter instead of writing it in the SQL text."),
+				 parser_errposition(pstate, search.location)));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_LITERAL_SECRET),
+				 errmsg("the %s argument of trading_guard.%s() must not be written as a literal",
+						argname, search.function),
+				 errdetail("Literals in SQL text reach the server log, pg_stat_activity and pg_stat_statements."),
+				 errhint("Bind the value as a query parameter instead of writing it in the SQL text."),
+				 parser_errposition(pstate, search.location)));
+}
+
+/* ------------------------------------------------------------------------
+ * mask_sensitive(jsonb)
+ * ------------------------------------------------------------------------
+ */
+
+#define TG_MASK		"********"
+
+/* Normalised (see the file header) keys that are sensitive exactly ... */
+static const char *const sensitive_keys[] = {
+	"authorization",
+	"signature",
+	NULL
+};
+
+/* ... and endings that make a normalised key sensitive */
+static const char *const sensitive_endings[] = {
+	"apikey",
+	"secret",
+	"secretkey",
+	"password",
+	"passwd",
+	"passphrase",
+	"token",
+	"privatekey",
+	"accesskey",
+	NULL
+};
+
+/* Longer than any word above */
+#define TG_KEY_TAIL		16
+
+static bool
+is_sensitive_key(const char *key, int len)
+{
+	char		tail[TG_KEY_TAIL];
+	int			n = 0;
+	bool		longer = false;
+
+	/* the last TG_KEY_TAIL characters of the normalised key */
+	for (int i = len - 1; i >= 0; i--)
+	{
+		if (key[i] == '-' || key[i] == '_')
+			continue;
+		if (n == TG_KEY_TAIL)
+		{
+			longer = true;
+			break;
+		}
+		tail[TG_KEY_TAIL - 1 - n++] = pg_ascii_tolower((unsigned char) key[i]);
+	}
+
+	for (const char *const *w = sensitive_endings; *w; w++)
+	{
+		int			wlen = strlen(*w);
+
+		if (n >= wlen && memcmp(tail + TG_KEY_TAIL - wlen, *w, wlen) == 0)
+			return true;
+	}
+	if (longer)
+		return false;
+	for (const char *const *w = sensitive_keys; *w; w++)
+	{
+		if (n == (int) strlen(*w) && memcmp(tail + TG_KEY_TAIL - n, *w, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does the document have a sensitive key anywhere? */
+static bool
+has_sensitive_key(Jsonb *jb)
+{
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken r;
+
+	while ((r = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (r == WJB_KEY && is_sensitive_key(v.val.string.val, v.val.string.len))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * SQL: mask_sensitive(doc jsonb) returns jsonb
+ * The document with the values of sensitive keys replaced by "********".
+ * A document without any is returned as it came.
+ */
+PG_FUNCTION_INFO_V1(tg_mask_sensitive);
+Datum
+tg_mask_sensitive(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	JsonbIterator *it;
+	JsonbParseState *state = NULL;
+	JsonbValue *result = NULL;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	bool		mask_next = false;
+
+	if (JB_ROOT_IS_SCALAR(jb) || !has_sensitive_key(jb))
+		PG_RETURN_JSONB_P(jb);
+
+	it = JsonbIteratorInit(&jb->root);
+	/* after a sensitive key, its value comes whole (skipNested), even a container */
+	while ((r = JsonbIteratorNext(&it, &v, mask_next)) != WJB_DONE)
+	{
+		if (mask_next)
+		{
+			Assert(r == WJB_VALUE);
+			v.type = jbvString;
+			v.val.string.val = TG_MASK;
+			v.val.string.len = strlen(TG_MASK);
+			mask_next = false;
+		}
+		else if (r == WJB_KEY)
+			mask_next = is_sensitive_key(v.val.string.val, v.val.string.len);
+
+		result = pushJsonbValue(&state, r,
+								(r == WJB_KEY || r == WJB_VALUE || r == WJB_ELEM) ? &v : NULL);
+	}
+
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(result));
+}
+
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Define the setting and install both hooks (see the file header for why
+ * also when loaded on demand).
+ */
 void
 tg_redact_init(void)
 {
+	DefineCustomBoolVariable("trading_guard.reject_literal_secrets",
+							 "Refuses API keys and secrets written as literals in calls to store_credential() and rotate_credential().",
+							 "Literals in SQL text reach the server log, pg_stat_activity and pg_stat_statements; clients must bind them as parameters.",
+							 &tg_reject_literal_secrets,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = redact_post_parse_analyze;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = redact_emit_log;
 }

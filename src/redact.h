@@ -10,6 +10,9 @@
 #ifndef TG_REDACT_H
 #define TG_REDACT_H
 
+/* GUC: refuse API keys and secrets written as literals in SQL text */
+extern bool tg_reject_literal_secrets;
+
 extern void tg_redact_init(void);
 
 #endif							/* TG_REDACT_H */
