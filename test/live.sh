@@ -112,6 +112,11 @@ tg_log "generating a self-signed TLS certificate for localhost"
 tg_make_server_cert "$DATA"
 [ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$DATA/server.crt" "$DATA/server.key"
 
+tg_log "generating a key ring for the credential vault (one 256-bit key, mode 0600)"
+(umask 077 && printf '1 %s\n' "$(openssl rand -hex 32)" >"$DATA/trading_guard.keys") ||
+	tg_die "could not write the key ring"
+[ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$DATA/trading_guard.keys"
+
 tg_as_runner tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
 
 # ---- trading_guard live demo (test/live.sh) ----
@@ -127,6 +132,9 @@ shared_preload_libraries = 'trading_guard'
 trading_guard.connection_policy = enforce
 trading_guard.ssl_min_protocol = 'TLSv1.3'
 trading_guard.rules = '* 127.0.0.1, ::1'
+# the credential vault's key ring: a file only the server's user can read
+trading_guard.key_file = 'trading_guard.keys'
+trading_guard.environment = 'dev'
 EOF
 
 # Throwaway demo: trust, but TCP only with TLS, and nothing from elsewhere.
@@ -253,6 +261,23 @@ SELECT event_time, operation, old_row->>'quantity' AS old_quantity, new_row->>'q
 DELETE FROM trading_guard.audit_log;
 \set ON_ERROR_STOP on
 SELECT * FROM trading_guard.audited_tables;
+
+\echo '== the credential vault: the key ring (versions and key ids, never a key)'
+SELECT * FROM trading_guard.key_versions();
+\set ON_ERROR_STOP off
+SQL
+	reject "a secret written as a literal is refused: it would reach logs and pg_stat_statements" \
+		"SELECT trading_guard.store_credential('binance', 'demo', 'demo-api-key-000000001', 'a-secret-in-the-sql-text');"
+	cat <<'SQL'
+\set ON_ERROR_STOP on
+\echo '== stored from values the client binds as parameters (psql 15 cannot bind: here they are made in the server)'
+SELECT trading_guard.store_credential('binance', 'demo', concat('demo-api-key-', 1000000001),
+                                      md5(random()::text) || md5(random()::text)) AS credential_id;
+\echo '== a bot signs a request with it, never holding the secret'
+SELECT trading_guard.sign_request('binance', 'demo',
+         'symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.001&price=65000&timestamp=1764547200000') AS signature;
+SELECT exchange, label, environment, api_key, key_version, rotate_by::date, signatures
+  FROM trading_guard.credentials;
 
 \echo '== the connection guard recorded every attempt, the refused ones too'
 SELECT client_addr, role_name, ssl_version, decision, reason, rule
