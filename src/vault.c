@@ -707,7 +707,11 @@ cred_key(CredKey *key, const char *exchange, const char *label)
 	strlcpy(key->label, label, sizeof(key->label));
 }
 
-/* Fill a cache entry from credential_store (SPI) */
+/*
+ * Read (exchange, label)'s rows from credential_store into *e, which is not
+ * in the cache: running the query can process invalidations, which empty
+ * the cache.  The envelope is allocated in the caller's memory context.
+ */
 static void
 cred_load(CredEntry *e, const char *exchange, const char *label)
 {
@@ -719,6 +723,7 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	values[1] = CStringGetTextDatum(label);
 	e->status = CRED_NOT_FOUND;
 	e->id = 0;
+	e->key_id[0] = '\0';
 	e->envelope = NULL;
 	e->aad.data = NULL;
 	e->envelope_len = 0;
@@ -746,15 +751,8 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 			e->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			strlcpy(e->key_id, kid, sizeof(e->key_id));
 			e->envelope_len = VARSIZE_ANY_EXHDR(b);
-			e->envelope = MemoryContextAlloc(cred_cxt, e->envelope_len);
+			e->envelope = SPI_palloc(e->envelope_len);
 			memcpy(e->envelope, VARDATA_ANY(b), e->envelope_len);
-			if (e->envelope_len >= 5)
-			{
-				MemoryContext old = MemoryContextSwitchTo(cred_cxt);
-
-				build_aad(&e->aad, e->envelope, e->id, exchange, label, env);
-				MemoryContextSwitchTo(old);
-			}
 			break;
 		}
 		/* no active row here (yet): remember why, and which row says so */
@@ -769,49 +767,72 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	SPI_finish();
 }
 
-/* The cached row of (exchange, label) in this environment */
-static CredEntry *
-cred_lookup(const char *exchange, const char *label)
+/* Make the cache if there is none (first use, or emptied by an invalidation) */
+static void
+cred_cache_make(void)
 {
-	CredKey		key;
-	CredEntry  *e;
-	bool		found;
+	HASHCTL		ctl;
 
 	if (!cred_callback_registered)
 	{
 		CacheRegisterRelcacheCallback(cred_cache_reset, (Datum) 0);
 		cred_callback_registered = true;
 	}
-	if (!OidIsValid(cred_relid))
-		cred_relid = credential_store_oid();
 	if (cred_cxt == NULL)
 		cred_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard credentials",
 										 ALLOCSET_SMALL_SIZES);
-	if (cred_cache == NULL)
-	{
-		HASHCTL		ctl;
+	if (cred_cache != NULL)
+		return;
+	ctl.keysize = sizeof(CredKey);
+	ctl.entrysize = sizeof(CredEntry);
+	ctl.hcxt = cred_cxt;
+	cred_cache = hash_create("trading_guard credentials", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
 
-		ctl.keysize = sizeof(CredKey);
-		ctl.entrysize = sizeof(CredEntry);
-		ctl.hcxt = cred_cxt;
-		cred_cache = hash_create("trading_guard credentials", 64, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+/*
+ * The cached row of (exchange, label) in this environment.  The entry is
+ * valid until the next catalog access (which can empty the cache).
+ */
+static CredEntry *
+cred_lookup(const char *exchange, const char *label)
+{
+	CredKey		key;
+	CredEntry  *e;
+	CredEntry	loaded;
+	bool		found;
 
+	cred_cache_make();
+	if (!OidIsValid(cred_relid))
+		cred_relid = credential_store_oid();
 	cred_key(&key, exchange, label);
+	e = hash_search(cred_cache, &key, HASH_FIND, &found);
+	if (found)
+		return e;
+
+	cred_load(&loaded, exchange, label);
+
+	/* the query may have emptied the cache: enter the row only now */
+	cred_cache_make();
 	e = hash_search(cred_cache, &key, HASH_ENTER, &found);
-	if (!found)
+	e->status = loaded.status;
+	e->id = loaded.id;
+	memcpy(e->key_id, loaded.key_id, sizeof(e->key_id));
+	e->envelope_len = loaded.envelope_len;
+	e->envelope = NULL;
+	e->aad.data = NULL;
+	if (loaded.envelope != NULL)
 	{
-		PG_TRY();
+		e->envelope = MemoryContextAlloc(cred_cxt, loaded.envelope_len);
+		memcpy(e->envelope, loaded.envelope, loaded.envelope_len);
+		pfree(loaded.envelope);
+		if (e->envelope_len >= 5)
 		{
-			cred_load(e, exchange, label);
+			MemoryContext old = MemoryContextSwitchTo(cred_cxt);
+
+			build_aad(&e->aad, e->envelope, e->id, exchange, label, environment_name());
+			MemoryContextSwitchTo(old);
 		}
-		PG_CATCH();
-		{
-			hash_search(cred_cache, &key, HASH_REMOVE, NULL);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
 	}
 	return e;
 }
