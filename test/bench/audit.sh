@@ -382,7 +382,8 @@ pending_backends() {
 		title=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
 		case $title in
 		*"autovacuum worker"* | *checkpointer* | *"background writer"* | *walwriter* | \
-			*"autovacuum launcher"* | *"logical replication launcher"* | *archiver*) ;;
+			*"autovacuum launcher"* | *"logical replication launcher"* | *archiver* | \
+			*"trading_guard key ring"*) ;;
 		*) n=$((n + 1)) ;;
 		esac
 	done
