@@ -314,8 +314,9 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 
 /*
  * ClientAuthentication_hook: runs once authentication has succeeded or
- * failed; we act only on success (a failure is reported by PostgreSQL and
- * recorded by the log hook).
+ * failed.  A connection we would let in but whose authentication failed is
+ * left to PostgreSQL, which reports the failure (recorded by the log hook);
+ * one we refuse is refused alike whatever its authentication's outcome.
  */
 static void
 conn_client_auth(Port *port, int status)
@@ -328,11 +329,23 @@ conn_client_auth(Port *port, int status)
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
 
-	if (status != STATUS_OK || tg_connection_policy == TG_POLICY_OFF)
+	if (tg_connection_policy == TG_POLICY_OFF)
 		return;
 
 	describe_port(port, &a);
 	decide(port, &a, &detail, &can_login);
+
+	/*
+	 * Authentication failed.  If we let the connection through, PostgreSQL
+	 * reports the failure (and the log hook records it).  If we refuse it,
+	 * we must refuse it the same way as with the right password: a banned
+	 * or unlisted address, or a plaintext connection, must not learn
+	 * whether the password was right.
+	 */
+	if (status != STATUS_OK && a.decision != TG_CONN_REFUSED)
+		return;
+	if (status != STATUS_OK)
+		detail = psprintf("%s; authentication had failed too", detail);
 
 	if (a.decision != TG_CONN_ALLOWED || can_login)
 		tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);

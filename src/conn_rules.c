@@ -173,6 +173,23 @@ parse_net(const char *text, TgNet *net, char **error)
 			return false;
 		}
 	}
+
+	/*
+	 * An IPv4-mapped IPv6 network (::ffff:10.0.0.0/104) is the IPv4 network
+	 * it maps: clients connecting that way are matched as IPv4.
+	 */
+	if (net->family == 6 && net->bits >= 96)
+	{
+		static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+		if (memcmp(net->bytes, v4mapped, 12) == 0)
+		{
+			net->family = 4;
+			net->bits -= 96;
+			memmove(net->bytes, net->bytes + 12, 4);
+			memset(net->bytes + 4, 0, 12);
+		}
+	}
 	return true;
 
 bad:

@@ -28,10 +28,13 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -151,14 +154,14 @@ tg_conn_state_init(void)
 							"Number of recent connection attempts kept in the connection_events view.",
 							NULL,
 							&tg_max_connection_events,
-							1000, 10, 1000000,
+							1000, 10, 10000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("trading_guard.max_tracked_addresses",
 							"Number of client addresses whose failed attempts and bans are tracked.",
 							NULL,
 							&tg_max_tracked_addresses,
-							1024, 16, 1000000,
+							1024, 16, 16384,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 
@@ -295,6 +298,8 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	uint32		who = 0;
 	bool		banned_now = false;
 	TimestampTz until = 0;
+	sigset_t	saved_mask;
+	bool		blocked = false;
 
 	if (conn_shared == NULL)
 		return;
@@ -320,6 +325,23 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	if (a->database)
 		who ^= hash_bytes((const unsigned char *) a->database, strlen(a->database)) * 31;
 
+	/*
+	 * A backend still reading its startup packet (no PGPROC yet: a failed
+	 * TLS handshake) exits from its SIGALRM and SIGTERM handlers; exiting
+	 * inside the critical section would leave the spinlock held for good.
+	 */
+	if (MyProc == NULL)
+	{
+		sigset_t	block;
+
+		sigemptyset(&block);
+		sigaddset(&block, SIGALRM);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGQUIT);
+		sigaddset(&block, SIGINT);
+		sigprocmask(SIG_BLOCK, &block, &saved_mask);
+		blocked = true;
+	}
 	SpinLockAcquire(&conn_shared->mutex);
 	conn_shared->counts[a->decision][a->reason]++;
 	conn_events[conn_shared->nevents % tg_max_connection_events] = ev;
@@ -332,6 +354,8 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 			until = find_entry(&a->addr)->banned_until;
 	}
 	SpinLockRelease(&conn_shared->mutex);
+	if (blocked)
+		sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 
 	if (banned_now)
 	{

@@ -87,6 +87,7 @@ typedef struct TgKeyRingShared
 	pg_atomic_uint64 generation;	/* bumped after every publication */
 	int			active;			/* the slot readers use */
 	bool		loaded;			/* a ring is in force */
+	bool		worker_must_load;	/* set up again after a crash, not loaded */
 	TimestampTz loaded_at;
 	char		source[32];		/* where the ring in force came from */
 	TimestampTz failed_at;		/* the last failed load, 0 if none since */
@@ -146,9 +147,18 @@ static TgLoadBuffer *
 load_buffer(void)
 {
 	static TgLoadBuffer *buf = NULL;
+	static int	locked_by = 0;
 
 	if (buf == NULL)
 		buf = tg_secure_alloc(sizeof(TgLoadBuffer));
+	else if (locked_by != MyProcPid)
+	{
+		/* inherited from the postmaster: a fork does not inherit mlock */
+		Size		pagesize = (Size) sysconf(_SC_PAGESIZE);
+
+		(void) mlock(buf, TYPEALIGN(pagesize, sizeof(TgLoadBuffer)));
+	}
+	locked_by = MyProcPid;
 	return buf;
 }
 
@@ -252,6 +262,7 @@ read_command(TgLoadBuffer *buf, char *err, size_t errlen)
 		sigset_t	none;
 		int			devnull = open("/dev/null", O_RDONLY);
 
+		(void) setpgid(0, 0);	/* killable with whatever it started */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		for (int sig = 1; sig < NSIG; sig++)
@@ -275,6 +286,12 @@ read_command(TgLoadBuffer *buf, char *err, size_t errlen)
 		ssize_t		n;
 
 		TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+		if (ShutdownRequestPending)
+		{
+			snprintf(err, errlen, "trading_guard.key_command was killed: the server is shutting down");
+			ok = false;
+			break;
+		}
 		if (secs == 0 && usecs == 0)
 		{
 			snprintf(err, errlen, "trading_guard.key_command did not finish within %d s and was killed",
@@ -314,15 +331,38 @@ read_command(TgLoadBuffer *buf, char *err, size_t errlen)
 		}
 	}
 	close(pipefd[0]);
-	if (!ok)
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0)
+
+	/*
+	 * Reap it, still within the deadline: a command can close its output
+	 * and go on running.  Past the deadline it is killed with its process
+	 * group.
+	 */
+	for (;;)
 	{
-		if (errno != EINTR)
+		pid_t		r;
+
+		if (!ok)
+		{
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+		}
+		r = waitpid(pid, &status, ok ? WNOHANG : 0);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
 		{
 			status = -1;
 			break;
 		}
+		if (r == 0 && (ShutdownRequestPending ||
+					   GetCurrentTimestamp() >= deadline))
+		{
+			snprintf(err, errlen, "trading_guard.key_command did not exit within %d s and was killed",
+					 key_command_timeout);
+			ok = false;
+		}
+		else if (r == 0)
+			pg_usleep(10000L);
 	}
 	buf->text[len] = '\0';
 	if (ok && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
@@ -356,7 +396,8 @@ read_key_file(TgLoadBuffer *buf, char *err, size_t errlen)
 	int			fd;
 	Size		len = 0;
 
-	fd = open(key_file, O_RDONLY | O_CLOEXEC);
+	/* non-blocking: a FIFO must not hang the loader before the checks */
+	fd = open(key_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 	{
 		snprintf(err, errlen, "could not open key file \"%s\": %m", key_file);
@@ -750,6 +791,9 @@ ring_wipe(int code, Datum arg)
 		OPENSSL_cleanse(ring, sizeof(*ring));
 }
 
+/* the postmaster has loaded the ring once (at start) */
+static bool postmaster_loaded = false;
+
 static void
 ring_shmem_init(void *ptr, bool found)
 {
@@ -771,8 +815,18 @@ ring_shmem_init(void *ptr, bool found)
 				 errhint("Raise the server user's RLIMIT_MEMLOCK (ulimit -l) so that keys cannot be swapped out.")));
 	on_shmem_exit(ring_wipe, (Datum) 0);
 
-	/* in the postmaster, at start or after a crash */
-	keyring_load();
+	/*
+	 * In the postmaster at start.  After a crash the postmaster sets up
+	 * shared memory again from its child-exit handler, where it must not
+	 * wait on a program: the key ring worker loads the ring when it starts.
+	 */
+	if (!postmaster_loaded)
+	{
+		postmaster_loaded = true;
+		keyring_load();
+	}
+	else
+		ring->worker_must_load = true;
 }
 
 void
@@ -781,6 +835,13 @@ tg_keyring_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+
+	/* after a crash restart the postmaster left the loading to us */
+	if (ring->worker_must_load)
+	{
+		ring->worker_must_load = false;
+		keyring_load();
+	}
 
 	for (;;)
 	{

@@ -42,8 +42,8 @@
  *    (debug_query_string, printed on the STATEMENT line), its message, detail,
  *    context or internal query calls store_credential, rotate_credential,
  *    reveal_credential, revoke_credential, sign_request or rekey (as whole
- *    identifiers, any case, optionally double-quoted, followed by optional
- *    white space and "("), or when the statement EXECUTEs a prepared
+ *    identifiers, any case, optionally double-quoted, whatever follows),
+ *    or whose error is TG070, or when the statement EXECUTEs a prepared
  *    statement whose text does.  Such a report is rewritten before it is
  *    written anywhere:
  *    - the SQL text in log_statement, log_min_duration_statement and
@@ -451,10 +451,11 @@ contains_ci_len(const char *s, int len, const char *needle)
 #define contains_ci(s, needle)	contains_ci_len((s), -1, (needle))
 
 /*
- * Does the text call one of the credential functions?  A whole identifier,
- * any case, perhaps double-quoted, then optional white space and "(".  Meant
- * to be cheap: one pass, looking closer only at words starting with s or r.
- * Over-matching (in a comment, a literal) only redacts more.
+ * Does the text name one of the credential functions?  A whole identifier,
+ * any case, perhaps double-quoted; whatever follows (a call's "(" may come
+ * after a comment).  Meant to be cheap: one pass, looking closer only at
+ * words starting with s or r.  Over-matching (in a comment, a literal, a
+ * column of that name) only redacts more.
  */
 static bool
 mentions_credential_call(const char *s)
@@ -476,14 +477,9 @@ mentions_credential_call(const char *s)
 
 			if ((*f)[0] != c || pg_strncasecmp(p, *f, n) != 0)
 				continue;
-			if (*q == '"')
-				q++;
-			else if (TG_IDENT_CONT((unsigned char) *q))
+			if (*q != '"' && TG_IDENT_CONT((unsigned char) *q))
 				continue;
-			while (TG_SPACE(*q))
-				q++;
-			if (*q == '(')
-				return true;
+			return true;
 		}
 	}
 	return false;
@@ -877,7 +873,9 @@ redact_emit_log(ErrorData *edata)
 		prev_emit_log_hook(edata);
 
 	sql_message = is_statement_log(edata->message_id);
-	statement_involved = mentions_credential_call(debug_query_string) ||
+	/* TG070 names a guarded call however its text was written */
+	statement_involved = edata->sqlerrcode == ERRCODE_TG_LITERAL_SECRET ||
+		mentions_credential_call(debug_query_string) ||
 		executes_credential_statement(debug_query_string);
 	if (!statement_involved &&
 		!mentions_credential_call(edata->message) &&

@@ -61,6 +61,7 @@
 #include "funcapi.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -70,6 +71,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "audit.h"
@@ -213,11 +215,21 @@ static EVP_MAC_CTX *mac_ctx = NULL;
 static bool crypto_in_use = false;
 static const uint8 zero_key[TG_KEY_LEN];
 
-/* On abort: no key schedule or plaintext left behind by an interrupted call */
+/* the resource owner that was current when the crypto section began */
+static ResourceOwner crypto_owner = NULL;
+
+/*
+ * On abort: no key schedule or plaintext left behind by an interrupted
+ * call.  Only the abort of the (sub)transaction the call began in (or of
+ * one around it, whose release comes to that owner first) counts: a
+ * subtransaction that a trigger runs inside the call, committed or caught,
+ * must leave the call's state alone.
+ */
 static void
 vault_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
 {
-	if (phase != RESOURCE_RELEASE_BEFORE_LOCKS || !crypto_in_use)
+	if (phase != RESOURCE_RELEASE_BEFORE_LOCKS || !crypto_in_use || isCommit ||
+		CurrentResourceOwner != crypto_owner)
 		return;
 	EVP_CIPHER_CTX_free(cipher_ctx);
 	cipher_ctx = NULL;
@@ -267,6 +279,7 @@ crypto_begin(void)
 					 errmsg("could not set up HMAC-SHA256")));
 	}
 	crypto_in_use = true;
+	crypto_owner = CurrentResourceOwner;
 }
 
 static void
@@ -533,6 +546,35 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *null
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 }
 
+/*
+ * Run a read-only query with search_path pinned, against the latest
+ * snapshot rather than the statement's or transaction's: what the
+ * credential cache reads must include every change whose invalidation this
+ * backend has already processed (a revocation committed by another session
+ * must stop this one at once, also inside a REPEATABLE READ transaction).
+ * The caller has locked credential_store, which processed those
+ * invalidations.
+ */
+static void
+spi_exec_latest(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			nestlevel = NewGUCNestLevel();
+	SPIPlanPtr	plan;
+	int			ret;
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							   InvalidSnapshot, true, false, 0);
+	AtEOXact_GUC(true, nestlevel);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
+}
+
 static Oid
 credential_store_oid(void)
 {
@@ -686,16 +728,20 @@ static MemoryContext cred_cxt = NULL;
 static Oid	cred_relid = InvalidOid;
 static bool cred_callback_registered = false;
 
+static uint64 cred_invalidations = 0;	/* resets so far */
+
 static void
 cred_cache_reset(Datum arg, Oid relid)
 {
-	if (relid != InvalidOid && relid != cred_relid)
+	/* while the table's OID is unknown, any relation's invalidation counts */
+	if (relid != InvalidOid && OidIsValid(cred_relid) && relid != cred_relid)
 		return;
 	if (cred_cxt)
 		MemoryContextReset(cred_cxt);
 	cred_cache = NULL;
-	if (relid == InvalidOid)
-		cred_relid = InvalidOid;
+	cred_invalidations++;
+	/* the table may be gone (DROP EXTENSION): look it up again */
+	cred_relid = InvalidOid;
 }
 
 static void
@@ -729,10 +775,10 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	e->envelope_len = 0;
 
 	SPI_connect();
-	spi_exec("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
-			 "  FROM trading_guard.credential_store"
-			 " WHERE exchange = $1 AND label = $2",
-			 2, types, values, NULL, true, SPI_OK_SELECT);
+	spi_exec_latest("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
+					"  FROM trading_guard.credential_store"
+					" WHERE exchange = $1 AND label = $2",
+					2, types, values);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -802,17 +848,38 @@ cred_lookup(const char *exchange, const char *label)
 	CredEntry	loaded;
 	bool		found;
 
-	cred_cache_make();
+	uint64		before;
+
+	/* look the table up (which can process invalidations) before the cache */
 	if (!OidIsValid(cred_relid))
 		cred_relid = credential_store_oid();
+	cred_cache_make();
 	cred_key(&key, exchange, label);
 	e = hash_search(cred_cache, &key, HASH_FIND, &found);
 	if (found)
 		return e;
 
+	/*
+	 * Lock the table first: that processes every invalidation already sent,
+	 * and the latest snapshot taken afterwards sees the commits that sent
+	 * them (a transaction sends its invalidations after it became visible).
+	 * One processed during the read means a commit the read may have
+	 * missed: then the row is used for this call only, not cached.
+	 */
+	LockRelationOid(cred_relid, AccessShareLock);
+	before = cred_invalidations;
 	cred_load(&loaded, exchange, label);
 
-	/* the query may have emptied the cache: enter the row only now */
+	if (cred_invalidations != before)
+	{
+		e = palloc(sizeof(CredEntry));
+		*e = loaded;
+		e->key = key;
+		e->aad.data = NULL;
+		if (e->envelope != NULL && e->envelope_len >= 5)
+			build_aad(&e->aad, e->envelope, e->id, exchange, label, environment_name());
+		return e;
+	}
 	cred_cache_make();
 	e = hash_search(cred_cache, &key, HASH_ENTER, &found);
 	e->status = loaded.status;
@@ -900,33 +967,39 @@ check_reuse(int len, const char *environment, int64 except_id)
 {
 	uint32		versions[TG_KEYRING_MAX_VERSIONS];
 	int			n = tg_keyring_versions(versions, TG_KEYRING_MAX_VERSIONS);
-	Datum	   *vers = palloc(sizeof(Datum) * n);
-	Datum	   *fps = palloc(sizeof(Datum) * n);
+	Datum	   *vers = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *fps = palloc(sizeof(Datum) * Max(n, 1));
+	int			m = 0;
 	bytea	   *newest_fp = NULL;
-	TgKeyVersion newest = scratch->key;
+	uint32		newest = scratch->key.version;	/* no copy of its subkeys */
 	Oid			types[4] = {INT4ARRAYOID, BYTEAARRAYOID, TEXTOID, INT8OID};
 	Datum		values[4];
 
 	for (int i = 0; i < n; i++)
 	{
-		bytea	   *fp = palloc(VARHDRSZ + 32);
+		bytea	   *fp;
 
-		SET_VARSIZE(fp, VARHDRSZ + 32);
 		if (!tg_keyring_get(versions[i], &scratch->key))
 			continue;			/* removed by a reload meanwhile */
+		fp = palloc(VARHDRSZ + 32);
+		SET_VARSIZE(fp, VARHDRSZ + 32);
 		hmac_sha256(scratch->key.subkeys[TG_KEY_FINGERPRINT], TG_KEY_LEN,
 					scratch->plain, len, (uint8 *) VARDATA(fp));
-		vers[i] = Int32GetDatum((int32) versions[i]);
-		fps[i] = PointerGetDatum(fp);
-		if (versions[i] == newest.version)
+		vers[m] = Int32GetDatum((int32) versions[i]);
+		fps[m] = PointerGetDatum(fp);
+		m++;
+		if (versions[i] == newest)
 			newest_fp = fp;
 	}
-	scratch->key = newest;
-	if (newest_fp == NULL)		/* cannot happen: newest is in the ring */
-		elog(ERROR, "no fingerprint under the newest key version");
+	/* back to the newest version, which encrypts */
+	if (newest_fp == NULL || !tg_keyring_get(newest, &scratch->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
+				 errmsg("key version %u left the key ring during this call", newest),
+				 errhint("The key ring was reloaded meanwhile; try again.")));
 
-	values[0] = PointerGetDatum(construct_array(vers, n, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(fps, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[0] = PointerGetDatum(construct_array(vers, m, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(fps, m, BYTEAOID, -1, false, TYPALIGN_INT));
 	values[2] = CStringGetTextDatum(environment);
 	values[3] = Int64GetDatum(except_id);
 	spi_exec("SELECT exchange, label, environment FROM trading_guard.credential_store s"
@@ -1109,22 +1182,25 @@ tg_revoke_credential(PG_FUNCTION_ARGS)
 	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
 	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
 	const char *environment = environment_arg(fcinfo, 2);
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
+	Datum		values[4];
 	int64		id = 0;
 	bool		isnull;
+	bytea	   *empty = palloc(VARHDRSZ);
 
 	tg_require_preload("revoke_credential");
+	SET_VARSIZE(empty, VARHDRSZ);
+	values[3] = PointerGetDatum(empty);	/* the ciphertext, destroyed */
 	SPI_connect();
 	values[0] = CStringGetTextDatum(exchange);
 	values[1] = CStringGetTextDatum(label);
 	values[2] = CStringGetTextDatum(environment);
 	spi_exec("UPDATE trading_guard.credential_store"
 			 "   SET revoked_at = pg_catalog.now(), revoked_by = pg_catalog.session_user(),"
-			 "       secret = '\\x'::bytea"
+			 "       secret = $4"
 			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL"
 			 " RETURNING id",
-			 3, types, values, NULL, false, SPI_OK_UPDATE_RETURNING);
+			 4, types, values, NULL, false, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed > 0)
 	{
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -212,6 +212,14 @@ $app = next_app('pw');
 refused($node, tcp('127.0.0.1', 'pwuser', $app, 'password=secret'),
 	'banned: the right password does not help',
 	details => [$BANNED_DETAIL]);
+# ... and a wrong one is refused the same way: the refusal must not tell a
+# banned client whether its password was right (no password oracle)
+$app = next_app('pw');
+refused($node, tcp('127.0.0.1', 'pwuser', $app, 'password=wrong'),
+	'banned: a wrong password gets the same refusal as the right one',
+	details => [qr/address 127\.0\.0\.1 is banned until [^\n]*; authentication had failed too/]);
+is(events($node, $app), 'refused banned 127.0.0.1 pwuser TLSv1.3 cert=f rule=-',
+	'banned: the wrong password recorded as a banned attempt');
 is($node->safe_psql('postgres', q{SELECT trading_guard.unban('127.0.0.1')}),
 	't', 'unban after the wrong passwords');
 
