@@ -128,7 +128,10 @@ SELECT * FROM pg_temp.flip_every_byte(:main_id);
 SELECT trading_guard.reveal_credential(:main_id) = 'NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j' AS intact_again;
 
 -- revocation destroys the ciphertext; the label can be stored again
+-- (the caller's standard_conforming_strings does not change what revoking writes)
+SET standard_conforming_strings = off;
 SELECT trading_guard.revoke_credential('kraken', 'old');
+RESET standard_conforming_strings;
 SELECT trading_guard.revoke_credential('kraken', 'old');
 SELECT length(secret) AS secret_bytes, revoked_by IS NOT NULL AS revoked FROM trading_guard.credential_store WHERE id = :old_id;
 SELECT trading_guard.sign_request('kraken', 'old', 'x');

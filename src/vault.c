@@ -850,6 +850,13 @@ cred_lookup(const char *exchange, const char *label)
 
 	uint64		before;
 
+	/*
+	 * Take in other sessions' committed changes first: a call that touches
+	 * no table would otherwise not see a revocation until its transaction
+	 * ends.  (Cheap when there is nothing new.)
+	 */
+	AcceptInvalidationMessages();
+
 	/* look the table up (which can process invalidations) before the cache */
 	if (!OidIsValid(cred_relid))
 		cred_relid = credential_store_oid();
