@@ -1183,6 +1183,37 @@ SKIP:
 }
 
 # ---------------------------------------------------------------------------
+# rekey() under a row trigger that runs a subtransaction (a PL/pgSQL
+# exception block): the trigger's subtransaction must leave rekey's cipher
+# state alone between rows (it once freed it: a crash)
+# ---------------------------------------------------------------------------
+
+set_source($node, key_file => $ring_file);
+my $K3 = key();
+write_ring($ring_file, 2 => $K2, 3 => $K3);
+reload_ring($node, 'ok');
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION public.rekey_witness() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		BEGIN
+			PERFORM 1 / 0;
+		EXCEPTION WHEN division_by_zero THEN NULL;
+		END;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER rekey_witness AFTER UPDATE ON trading_guard.credential_store
+		FOR EACH ROW EXECUTE FUNCTION public.rekey_witness();});
+my $to_rekey = $node->safe_psql('postgres',
+	'SELECT count(*) FROM trading_guard.credential_store WHERE revoked_at IS NULL AND key_version = 2');
+cmp_ok($to_rekey, '>=', 2, 'several credentials to re-encrypt in one batch');
+is($node->safe_psql('postgres',
+	"SELECT rekeyed || '/' || remaining || '/' || key_version FROM trading_guard.rekey(100)"),
+	"$to_rekey/0/3", 'rekey() re-encrypts them all in one batch despite the trigger');
+is(sign($node, 'postgres', 'binance', 'doc', $BIN_PAYLOAD), $BIN_SIG,
+	'after it the Binance credential still signs');
+$node->safe_psql('postgres', 'DROP TRIGGER rekey_witness ON trading_guard.credential_store; DROP FUNCTION public.rekey_witness()');
+
+# ---------------------------------------------------------------------------
 # The server log never shows key material
 # ---------------------------------------------------------------------------
 
