@@ -113,9 +113,12 @@ tg_make_server_cert "$DATA"
 [ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$DATA/server.crt" "$DATA/server.key"
 
 tg_log "generating a key ring for the credential vault (one 256-bit key, mode 0600)"
-(umask 077 && printf '1 %s\n' "$(openssl rand -hex 32)" >"$DATA/trading_guard.keys") ||
+# outside the data directory, which base backups copy
+KEYDIR=$LIVE/keys
+tg_as_runner mkdir -m 0700 "$KEYDIR"
+(umask 077 && printf '1 %s\n' "$(openssl rand -hex 32)" >"$KEYDIR/trading_guard.keys") ||
 	tg_die "could not write the key ring"
-[ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$DATA/trading_guard.keys"
+[ "$(id -u)" -ne 0 ] || chown "$RUNNER:" "$KEYDIR/trading_guard.keys"
 
 tg_as_runner tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
 
@@ -133,7 +136,7 @@ trading_guard.connection_policy = enforce
 trading_guard.ssl_min_protocol = 'TLSv1.3'
 trading_guard.rules = '* 127.0.0.1, ::1'
 # the credential vault's key ring: a file only the server's user can read
-trading_guard.key_file = 'trading_guard.keys'
+trading_guard.key_file = '$KEYDIR/trading_guard.keys'
 trading_guard.environment = 'dev'
 EOF
 
