@@ -41,10 +41,8 @@
 # row).
 
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/../lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-# shellcheck source=SCRIPTDIR/stats.sh
-. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-5}
@@ -59,10 +57,8 @@ PARTS=${PARTS:-A B C}
 PGAUDIT_CLUSTER=${PGAUDIT_CLUSTER:-auto}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-for v in BENCH_SECONDS ROUNDS PRELOAD_ROWS COPY_ROWS UPDATE_ROWS COPY_ROUNDS CG_SMALL CG_LARGE; do
-	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
-done
-[ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
+positive_ints BENCH_SECONDS ROUNDS PRELOAD_ROWS COPY_ROWS UPDATE_ROWS COPY_ROUNDS CG_SMALL CG_LARGE
+min_rounds ROUNDS
 [ "$CG_LARGE" -gt "$CG_SMALL" ] || tg_die "CG_LARGE ($CG_LARGE) must be larger than CG_SMALL ($CG_SMALL)"
 [[ $PLPGSQL_COPY =~ ^[01]$ ]] || tg_die "PLPGSQL_COPY must be 0 or 1 (got '$PLPGSQL_COPY')"
 [[ $PGAUDIT_CLUSTER =~ ^(auto|shared|separate)$ ]] ||
@@ -363,45 +359,6 @@ check_audit() {
 		tg_die "variant '${LABEL[$v]}' recorded $got audit rows for $what, expected $want"
 }
 
-# CPU time of a cluster's backends, in clock ticks: the postmaster's cutime
-# + cstime, to which every backend's CPU time is added when it exits and is
-# reaped.  Unlike TPS it hardly moves with the load of other processes on a
-# shared machine.  Autovacuum workers are children of the postmaster too:
-# one that ends during a run adds its CPU time to that run's; waiting for
-# autovacuum to be idle before each run keeps that rare.
-CLK_TCK=$(getconf CLK_TCK)
-backend_ticks() { awk '{ print $16 + $17 }' "/proc/${C_PM[$1]}/stat"; }
-pm_child_pids() { cat /proc/"${C_PM[$1]}"/task/*/children; }
-# Backends of cluster $1 that the postmaster has not reaped yet: children
-# that are neither one of its long-lived auxiliary processes nor an
-# autovacuum worker.  One that has exited but is not reaped (a zombie, whose
-# CPU time is not in cutime yet) has an empty cmdline and counts too.
-pending_backends() {
-	local pid n=0 title
-	for pid in $(pm_child_pids "$1"); do
-		title=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
-		case $title in
-		*"autovacuum worker"* | *checkpointer* | *"background writer"* | *walwriter* | \
-			*"autovacuum launcher"* | *"logical replication launcher"* | *archiver* | \
-			*"trading_guard key ring"*) ;;
-		*) n=$((n + 1)) ;;
-		esac
-	done
-	echo "$n"
-}
-# Wait until the postmaster of cluster $1 has reaped every backend: before a
-# run, so that the CPU time of the psql sessions that prepared it is not
-# counted; after it, so that all of pgbench's is.  (Comparing with a count of
-# children taken before the run would be fooled by a backend that was still
-# exiting then.)
-wait_quiet() {
-	local i
-	for i in $(seq 1 1200); do
-		[ "$(pending_backends "$1")" -eq 0 ] && return 0
-		sleep 0.05
-	done
-	tg_die "backends on cluster $1 did not exit"
-}
 # Wait (at most 5 min) for the autovacuum workers of every cluster to finish:
 # a vacuum of the previous variant's tables would slow the next run down.
 wait_autovacuum() {
@@ -548,11 +505,11 @@ if [ "$PART_A" = 1 ]; then
 				c=${VCL[$v]}
 				reset_variant "$v" "$w"
 				m=$(audit_mark "$v")
-				wait_quiet "$c"
-				t0=$(backend_ticks "$c")
+				wait_quiet "${C_PM[$c]}" "$c"
+				t0=$(reaped_ticks "${C_PM[$c]}")
 				out=$(run_pgbench "$v" "$w" -T "$BENCH_SECONDS")
-				wait_quiet "$c"
-				t1=$(backend_ticks "$c")
+				wait_quiet "${C_PM[$c]}" "$c"
+				t1=$(reaped_ticks "${C_PM[$c]}")
 				tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' <<<"$out")
 				txns=$(txns_of "$out")
 				if [ -z "$tps" ] || [ -z "$txns" ]; then
@@ -679,7 +636,7 @@ if [ "$PART_C" = 1 ]; then
 	CG_OLD_PIDS=" ${C_PM[main]} "	# the postmaster's file stays empty until it stops
 	cg_run() {
 		local v=$1 n=$2 pid f t i alive
-		for pid in $(pm_child_pids main); do
+		for pid in $(pm_child_pids "${C_PM[main]}"); do
 			CG_OLD_PIDS="$CG_OLD_PIDS$pid "
 		done
 		tg_as_runner "$BIN/pgbench" -n -M simple -c 1 -t "$n" --random-seed=1 \
@@ -688,7 +645,7 @@ if [ "$PART_C" = 1 ]; then
 		# a reaped process has written its file completely
 		for i in $(seq 1 2400); do
 			alive=0
-			for pid in $(pm_child_pids main); do
+			for pid in $(pm_child_pids "${C_PM[main]}"); do
 				case $CG_OLD_PIDS in *" $pid "*) ;; *) alive=1 ;; esac
 			done
 			[ "$alive" = 0 ] && break

@@ -54,20 +54,16 @@
 # it to test/out/bench-connections.md.
 
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/../lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-# shellcheck source=SCRIPTDIR/stats.sh
-. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-5}
 WARMUP_SECONDS=${WARMUP_SECONDS:-2}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-for v in BENCH_SECONDS ROUNDS WARMUP_SECONDS; do
-	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
-done
-[ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
+positive_ints BENCH_SECONDS ROUNDS WARMUP_SECONDS
+min_rounds ROUNDS
 [[ $BENCH_SKIP_BUILD =~ ^[01]$ ]] || tg_die "BENCH_SKIP_BUILD must be 0 or 1 (got '$BENCH_SKIP_BUILD')"
 
 T_START=$(date +%s)
@@ -401,36 +397,6 @@ run_pgbench() {
 	printf '%s\n' "$out"
 }
 
-# CPU time of a cluster's server processes, in clock ticks: the postmaster's
-# own (it forks every backend) plus its cutime + cstime, to which every
-# backend's CPU time is added when it exits and is reaped.  The auxiliary
-# processes live on and are not in it; autovacuum is off.
-CLK_TCK=$(getconf CLK_TCK)
-server_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/${C_PM[$1]}/stat"; }
-pm_child_pids() { cat /proc/"${C_PM[$1]}"/task/*/children; }
-# Client backends of cluster $1 not reaped yet: children whose title shows a
-# client ("127.0.0.1(port)" or "[local]"), that have no title yet (a fresh
-# fork still shows the postmaster's command line) or no command line at all
-# (exited, not reaped: its CPU time is not in cutime yet).
-pending_backends() {
-	local pid n=0 title
-	for pid in $(pm_child_pids "$1"); do
-		title=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
-		case $title in
-		"" | *"127.0.0.1("* | *"[local]"* | "$BIN/postgres"*) n=$((n + 1)) ;;
-		esac
-	done
-	echo "$n"
-}
-wait_quiet() {
-	local i
-	for i in $(seq 1 1200); do
-		[ "$(pending_backends "$1")" -eq 0 ] && return 0
-		sleep 0.05
-	done
-	tg_die "backends on cluster $1 did not exit"
-}
-
 tg_log "warm-up: ${WARMUP_SECONDS}s of pgbench -C per configuration"
 for cfg in "${CONFIGS[@]}"; do
 	out=$(run_pgbench "$cfg" "$WARMUP_SECONDS")
@@ -448,11 +414,11 @@ tg_log "timing: $ROUNDS interleaved rounds x ${#CONFIGS[@]} configurations x ${B
 for r in $(seq 1 "$ROUNDS"); do
 	for cfg in $(rotated "$r" "${CONFIGS[@]}"); do
 		c=${CCL[$cfg]}
-		wait_quiet "$c"
-		t0=$(server_ticks "$c")
+		wait_quiet "${C_PM[$c]}" "$c"
+		t0=$(server_ticks "${C_PM[$c]}")
 		out=$(run_pgbench "$cfg" "$BENCH_SECONDS")
-		wait_quiet "$c"
-		t1=$(server_ticks "$c")
+		wait_quiet "${C_PM[$c]}" "$c"
+		t1=$(server_ticks "${C_PM[$c]}")
 		cps=$(sed -n 's/^tps = \([0-9.]*\) (including reconnection times).*/\1/p' <<<"$out")
 		txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 		ct=$(sed -n 's/^average connection time = \([0-9.]*\) ms.*/\1/p' <<<"$out")

@@ -30,10 +30,8 @@
 # target prints MISS and does not fail the script; any real error does.
 
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/../lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-# shellcheck source=SCRIPTDIR/stats.sh
-. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-3}
@@ -43,11 +41,8 @@ EVAL_REPS=${EVAL_REPS:-3}
 BULK_ROWS=${BULK_ROWS:-200000}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-for v in BENCH_SECONDS ROUNDS EVAL_ROWS EVAL_ROUNDS EVAL_REPS BULK_ROWS; do
-	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
-done
-[ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
-[ "$EVAL_ROUNDS" -ge 3 ] || tg_die "EVAL_ROUNDS must be >= 3 (got $EVAL_ROUNDS)"
+positive_ints BENCH_SECONDS ROUNDS EVAL_ROWS EVAL_ROUNDS EVAL_REPS BULK_ROWS
+min_rounds ROUNDS EVAL_ROUNDS
 [ "$EVAL_ROWS" -ge 2000000 ] || tg_die "EVAL_ROWS must be >= 2000000 (got $EVAL_ROWS)"
 
 T_START=$(date +%s)
@@ -281,9 +276,7 @@ run_pgbench() {
 # and is reaped.  Unlike TPS it hardly moves with the load of other
 # processes on a shared machine.
 PM_PID=$(head -n 1 "$PGDATA/postmaster.pid")
-CLK_TCK=$(getconf CLK_TCK)
-backend_ticks() { awk '{ print $16 + $17 }' "/proc/$PM_PID/stat"; }
-pm_children() { cat /proc/"$PM_PID"/task/*/children | wc -w; }
+pm_children() { pm_child_pids "$PM_PID" | wc -w; }
 # Wait until the postmaster has reaped every backend beyond $1 children.
 wait_reaped() {
 	local i
@@ -346,10 +339,10 @@ for r in $(seq 1 "$ROUNDS"); do
 	for v in $(rotated "$r" "${VARIANTS[@]}"); do
 		reset_tables
 		n0=$(pm_children)
-		t0=$(backend_ticks)
+		t0=$(reaped_ticks "$PM_PID")
 		out=$(run_pgbench "$v" -T "$BENCH_SECONDS")
 		wait_reaped "$n0"
-		t1=$(backend_ticks)
+		t1=$(reaped_ticks "$PM_PID")
 		tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' <<<"$out")
 		txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 		[ -n "$tps" ] && [ -n "$txns" ] || { printf '%s\n' "$out" >&2; tg_die "no TPS in pgbench output"; }

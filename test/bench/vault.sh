@@ -82,10 +82,8 @@
 # prints MISS and does not fail the script; any real error does.
 
 set -euo pipefail
-# shellcheck source=SCRIPTDIR/../lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-# shellcheck source=SCRIPTDIR/stats.sh
-. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ROWS=${ROWS:-20000}
 ROUNDS=${ROUNDS:-5}
@@ -96,10 +94,8 @@ PROFILE=${PROFILE:-auto}
 CG_ROWS=${CG_ROWS:-2000}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-for v in ROWS ROUNDS WARM CG_ROWS; do
-	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer (got '${!v}')"
-done
-[ "$ROUNDS" -ge 3 ] || tg_die "ROUNDS must be >= 3 (got $ROUNDS)"
+positive_ints ROWS ROUNDS WARM CG_ROWS
+min_rounds ROUNDS
 if [ "$PGP_S2K_COUNT" != default ]; then
 	if ! [[ $PGP_S2K_COUNT =~ ^[1-9][0-9]*$ ]] || [ "$PGP_S2K_COUNT" -lt 1024 ] || [ "$PGP_S2K_COUNT" -gt 65011712 ]; then
 		tg_die "PGP_S2K_COUNT must be 'default' or an integer from 1024 to 65011712 (got '$PGP_S2K_COUNT')"
