@@ -28,6 +28,9 @@
 
 #include "conn_rules.h"
 
+/* The first 12 bytes of an IPv4-mapped IPv6 address, ::ffff:a.b.c.d */
+static const uint8 v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 typedef enum TokKind
 {
 	TOK_END,
@@ -180,9 +183,7 @@ parse_net(const char *text, TgNet *net, char **error)
 	 */
 	if (net->family == 6 && net->bits >= 96)
 	{
-		static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-		if (memcmp(net->bytes, v4mapped, 12) == 0)
+		if (memcmp(net->bytes, v4mapped_prefix, 12) == 0)
 		{
 			net->family = 4;
 			net->bits -= 96;
@@ -386,41 +387,43 @@ tg_rules_parse(const char *text, char **error)
 }
 
 /*
- * Reduce a socket address to an IP address; IPv4-mapped IPv6 addresses
- * (::ffff:a.b.c.d) count as IPv4.  Returns false for anything else (a Unix
- * socket).
+ * An address from its bytes (4 for IPv4, 16 for IPv6); an IPv4-mapped IPv6
+ * address counts as the IPv4 address it maps, as clients using one are
+ * IPv4 clients.
+ */
+void
+tg_addr_set(TgAddr *addr, bool ipv6, const uint8 *bytes)
+{
+	memset(addr, 0, sizeof(*addr));
+	if (ipv6 && memcmp(bytes, v4mapped_prefix, 12) != 0)
+	{
+		addr->family = 6;
+		memcpy(addr->bytes, bytes, 16);
+	}
+	else
+	{
+		addr->family = 4;
+		memcpy(addr->bytes, ipv6 ? bytes + 12 : bytes, 4);
+	}
+}
+
+/*
+ * Reduce a socket address to an IP address (tg_addr_set).  Returns false
+ * for anything else (a Unix socket).
  */
 bool
 tg_addr_from_sockaddr(const struct sockaddr_storage *sa, TgAddr *addr)
 {
-	static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	memset(addr, 0, sizeof(*addr));
 	if (sa->ss_family == AF_INET)
+		tg_addr_set(addr, false, (const uint8 *) &((const struct sockaddr_in *) sa)->sin_addr);
+	else if (sa->ss_family == AF_INET6)
+		tg_addr_set(addr, true, (const uint8 *) &((const struct sockaddr_in6 *) sa)->sin6_addr);
+	else
 	{
-		const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-
-		addr->family = 4;
-		memcpy(addr->bytes, &in->sin_addr, 4);
-		return true;
+		memset(addr, 0, sizeof(*addr));
+		return false;
 	}
-	if (sa->ss_family == AF_INET6)
-	{
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-
-		if (memcmp(&in6->sin6_addr, v4mapped, 12) == 0)
-		{
-			addr->family = 4;
-			memcpy(addr->bytes, ((const uint8 *) &in6->sin6_addr) + 12, 4);
-		}
-		else
-		{
-			addr->family = 6;
-			memcpy(addr->bytes, &in6->sin6_addr, 16);
-		}
-		return true;
-	}
-	return false;
+	return true;
 }
 
 static bool

@@ -62,6 +62,7 @@ typedef struct TgRuleSet
 } TgRuleSet;
 
 extern TgRuleSet *tg_rules_parse(const char *text, char **error);
+extern void tg_addr_set(TgAddr *addr, bool ipv6, const uint8 *bytes);
 extern bool tg_addr_from_sockaddr(const struct sockaddr_storage *sa, TgAddr *addr);
 extern bool tg_rule_matches_addr(const TgRuleSet *set, const TgRule *rule,
 								 const TgAddr *addr);

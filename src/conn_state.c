@@ -588,31 +588,9 @@ tg_unban(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 
 	tg_require_preload("unban");
-	memset(&addr, 0, sizeof(addr));
-	if (ip_family(ip) == PGSQL_AF_INET)
-	{
-		addr.family = 4;
-		memcpy(addr.bytes, ip_addr(ip), 4);
-		if (ip_bits(ip) != 32)
-			goto network;
-	}
-	else
-	{
-		static const uint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-		if (ip_bits(ip) != 128)
-			goto network;
-		if (memcmp(ip_addr(ip), v4mapped, 12) == 0)
-		{
-			addr.family = 4;
-			memcpy(addr.bytes, ip_addr(ip) + 12, 4);
-		}
-		else
-		{
-			addr.family = 6;
-			memcpy(addr.bytes, ip_addr(ip), 16);
-		}
-	}
+	if (ip_bits(ip) != (ip_family(ip) == PGSQL_AF_INET ? 32 : 128))
+		goto network;
+	tg_addr_set(&addr, ip_family(ip) != PGSQL_AF_INET, ip_addr(ip));
 
 	SpinLockAcquire(&conn_shared->mutex);
 	e = find_entry(&addr);

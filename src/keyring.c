@@ -697,7 +697,7 @@ derive_slot(TgLoadBuffer *buf, int n, TgKeySlot *slot, char *err, size_t errlen)
  * the key ring worker (on SIGHUP).
  */
 static void
-keyring_load(void)
+keyring_load_sources(void)
 {
 	TgLoadBuffer *buf = load_buffer();
 	char		err[TG_KEYRING_ERROR_LEN] = "";
@@ -771,6 +771,23 @@ keyring_load(void)
 			(errmsg("trading_guard: key ring loaded from %s: %d key version%s, newest %u",
 					source, n, n == 1 ? "" : "s",
 					ring->slots[target].versions[n - 1].version)));
+}
+
+/*
+ * keyring_load_sources in a memory context of its own, so that what parsing
+ * the command line allocates does not pile up over reloads in the worker.
+ */
+static void
+keyring_load(void)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "trading_guard key ring load",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	keyring_load_sources();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 }
 
 /* ----------------------------------------------------------------------

@@ -519,6 +519,12 @@ secret_arg(FunctionCallInfo fcinfo, int n)
 				 errmsg("api_secret is longer than %d bytes", VAULT_MAX_SECRET)));
 	memcpy(scratch->plain, VARDATA_ANY(t), len);
 	plain_used = len;
+	/* a detoasted copy is ours: wipe it rather than leave it to pfree */
+	if ((Pointer) t != DatumGetPointer(PG_GETARG_DATUM(n)))
+	{
+		OPENSSL_cleanse(t, VARSIZE_ANY(t));
+		pfree(t);
+	}
 	return len;
 }
 
@@ -575,15 +581,25 @@ spi_exec_latest(const char *sql, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
 }
 
+/*
+ * trading_guard.credential_store's OID, looked up once and again after an
+ * invalidation that might concern it (cred_cache_reset forgets it).
+ */
+static Oid	cred_relid = InvalidOid;
+
 static Oid
 credential_store_oid(void)
 {
-	Oid			nsp = get_namespace_oid("trading_guard", false);
-	Oid			relid = get_relname_relid("credential_store", nsp);
+	if (!OidIsValid(cred_relid))
+	{
+		Oid			nsp = get_namespace_oid("trading_guard", false);
+		Oid			relid = get_relname_relid("credential_store", nsp);
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "trading_guard.credential_store does not exist");
-	return relid;
+		if (!OidIsValid(relid))
+			elog(ERROR, "trading_guard.credential_store does not exist");
+		cred_relid = relid;
+	}
+	return cred_relid;
 }
 
 /* Members of a jsonb object being built (pushJsonbValue sorts them) */
@@ -725,7 +741,6 @@ typedef struct CredEntry
 
 static HTAB *cred_cache = NULL;
 static MemoryContext cred_cxt = NULL;
-static Oid	cred_relid = InvalidOid;
 static bool cred_callback_registered = false;
 
 static uint64 cred_invalidations = 0;	/* resets so far */
@@ -847,8 +862,8 @@ cred_lookup(const char *exchange, const char *label)
 	CredEntry  *e;
 	CredEntry	loaded;
 	bool		found;
-
 	uint64		before;
+	Oid			relid;
 
 	/*
 	 * Take in other sessions' committed changes first: a call that touches
@@ -858,8 +873,7 @@ cred_lookup(const char *exchange, const char *label)
 	AcceptInvalidationMessages();
 
 	/* look the table up (which can process invalidations) before the cache */
-	if (!OidIsValid(cred_relid))
-		cred_relid = credential_store_oid();
+	relid = credential_store_oid();
 	cred_cache_make();
 	cred_key(&key, exchange, label);
 	e = hash_search(cred_cache, &key, HASH_FIND, &found);
@@ -873,7 +887,7 @@ cred_lookup(const char *exchange, const char *label)
 	 * One processed during the read means a commit the read may have
 	 * missed: then the row is used for this call only, not cached.
 	 */
-	LockRelationOid(cred_relid, AccessShareLock);
+	LockRelationOid(relid, AccessShareLock);
 	before = cred_invalidations;
 	cred_load(&loaded, exchange, label);
 
@@ -1025,6 +1039,37 @@ check_reuse(int len, const char *environment, int64 except_id)
 	return newest_fp;
 }
 
+/* A secret argument encrypted for one credential, and what the row keeps of it */
+typedef struct SealedSecret
+{
+	bytea	   *envelope;
+	bytea	   *fingerprint;	/* under the same (newest) key version */
+	int32		version;
+	char		key_id[TG_KEY_ID_LEN + 1];
+} SealedSecret;
+
+/*
+ * Encrypt argument n, the API secret of credential id, under the newest
+ * key version, after refusing a secret stored for another environment.
+ * The plaintext and the key are wiped before this returns (and on error).
+ */
+static void
+seal_secret_arg(FunctionCallInfo fcinfo, int n, int64 id, const char *exchange,
+				const char *label, const char *environment, SealedSecret *out)
+{
+	int			len;
+
+	crypto_begin();
+	len = secret_arg(fcinfo, n);
+	if (!tg_keyring_get(0, &scratch->key))
+		tg_keyring_require();	/* emptied meanwhile: say why */
+	out->fingerprint = check_reuse(len, environment, id);
+	out->envelope = seal_secret(len, id, exchange, label, environment);
+	out->version = (int32) scratch->key.version;
+	strlcpy(out->key_id, scratch->key.key_id, sizeof(out->key_id));
+	crypto_end();
+}
+
 /*
  * SQL: store_credential(exchange text, label text, api_key text,
  *        api_secret text, environment text, rotate_after interval)
@@ -1038,10 +1083,8 @@ tg_store_credential(PG_FUNCTION_ARGS)
 			   *label,
 			   *api_key;
 	const char *environment;
-	int			len;
 	int64		id;
-	bytea	   *envelope;
-	bytea	   *fp;
+	SealedSecret sealed;
 	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID,
 	INT4OID, TEXTOID, BYTEAOID, INT4OID, INTERVALOID};
 	Datum		values[11];
@@ -1075,25 +1118,19 @@ tg_store_credential(PG_FUNCTION_ARGS)
 			 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false}));
 
-	crypto_begin();
-	len = secret_arg(fcinfo, 3);
-	if (!tg_keyring_get(0, &scratch->key))
-		tg_keyring_require();	/* emptied meanwhile: say why */
-	fp = check_reuse(len, environment, 0);
-	envelope = seal_secret(len, id, exchange, label, environment);
+	seal_secret_arg(fcinfo, 3, id, exchange, label, environment, &sealed);
 
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(exchange);
 	values[2] = CStringGetTextDatum(label);
 	values[3] = CStringGetTextDatum(environment);
 	values[4] = CStringGetTextDatum(api_key);
-	values[5] = PointerGetDatum(envelope);
-	values[6] = Int32GetDatum((int32) scratch->key.version);
-	values[7] = CStringGetTextDatum(scratch->key.key_id);
-	values[8] = PointerGetDatum(fp);
-	values[9] = Int32GetDatum((int32) scratch->key.version);
+	values[5] = PointerGetDatum(sealed.envelope);
+	values[6] = Int32GetDatum(sealed.version);
+	values[7] = CStringGetTextDatum(sealed.key_id);
+	values[8] = PointerGetDatum(sealed.fingerprint);
+	values[9] = Int32GetDatum(sealed.version);
 	values[10] = PG_GETARG_DATUM(5);
-	crypto_end();
 
 	spi_exec("INSERT INTO trading_guard.credential_store"
 			 " (id, exchange, label, environment, api_key, secret, key_version, key_id,"
@@ -1101,7 +1138,7 @@ tg_store_credential(PG_FUNCTION_ARGS)
 			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 			 11, types, values, NULL, false, SPI_OK_INSERT);
 	record_event("VAULT STORE", id, exchange, label, environment,
-				 DatumGetInt32(values[6]), NULL);
+				 sealed.version, NULL);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -1120,10 +1157,8 @@ tg_rotate_credential(PG_FUNCTION_ARGS)
 			   *label,
 			   *api_key;
 	const char *environment = environment_name();
-	int			len;
 	int64		id;
-	bytea	   *envelope;
-	bytea	   *fp;
+	SealedSecret sealed;
 	Oid			types[7] = {INT8OID, TEXTOID, BYTEAOID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
 	Datum		values[7];
 	Oid			findtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -1150,20 +1185,14 @@ tg_rotate_credential(PG_FUNCTION_ARGS)
 				 errhint("Store it with store_credential().")));
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	crypto_begin();
-	len = secret_arg(fcinfo, 3);
-	if (!tg_keyring_get(0, &scratch->key))
-		tg_keyring_require();
-	fp = check_reuse(len, environment, id);
-	envelope = seal_secret(len, id, exchange, label, environment);
+	seal_secret_arg(fcinfo, 3, id, exchange, label, environment, &sealed);
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(api_key);
-	values[2] = PointerGetDatum(envelope);
-	values[3] = Int32GetDatum((int32) scratch->key.version);
-	values[4] = CStringGetTextDatum(scratch->key.key_id);
-	values[5] = PointerGetDatum(fp);
+	values[2] = PointerGetDatum(sealed.envelope);
+	values[3] = Int32GetDatum(sealed.version);
+	values[4] = CStringGetTextDatum(sealed.key_id);
+	values[5] = PointerGetDatum(sealed.fingerprint);
 	values[6] = values[3];
-	crypto_end();
 
 	spi_exec("UPDATE trading_guard.credential_store"
 			 "   SET api_key = $2, secret = $3, key_version = $4, key_id = $5,"
@@ -1171,7 +1200,7 @@ tg_rotate_credential(PG_FUNCTION_ARGS)
 			 " WHERE id = $1",
 			 7, types, values, NULL, false, SPI_OK_UPDATE);
 	record_event("VAULT ROTATE", id, exchange, label, environment,
-				 DatumGetInt32(values[3]), NULL);
+				 sealed.version, NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
