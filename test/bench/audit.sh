@@ -77,8 +77,6 @@ done
 
 T_START=$(date +%s)
 CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS PRELOAD_ROWS=$PRELOAD_ROWS COPY_ROWS=$COPY_ROWS UPDATE_ROWS=$UPDATE_ROWS COPY_ROUNDS=$COPY_ROUNDS PLPGSQL_COPY=$PLPGSQL_COPY CG_SMALL=$CG_SMALL CG_LARGE=$CG_LARGE PARTS=\"$PARTS\" PGAUDIT_CLUSTER=$PGAUDIT_CLUSTER BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/audit.sh"
-OUT_DIR=$TG_REPO/test/out
-OUT_MD=$OUT_DIR/bench-audit.md
 
 # ---------------------------------------------------------------------------
 # build, install
@@ -824,8 +822,4 @@ TARGETS=()
 	echo "Wall time: $(($(date +%s) - T_START)) s"
 } >"$BDIR/report.md"
 
-mkdir -p "$OUT_DIR"
-cp "$BDIR/report.md" "$OUT_MD"
-echo
-cat "$OUT_MD"
-tg_log "report written to $OUT_MD"
+publish_report "$BDIR/report.md" audit

@@ -69,8 +69,6 @@ min_rounds ROUNDS
 T_START=$(date +%s)
 LOAD_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
 CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS WARMUP_SECONDS=$WARMUP_SECONDS BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/connections.sh"
-OUT_DIR=$TG_REPO/test/out
-OUT_MD=$OUT_DIR/bench-connections.md
 
 # ---------------------------------------------------------------------------
 # build, install
@@ -542,8 +540,4 @@ C_OK=$(awk -v r="$C_RATIO" 'BEGIN { print (r >= 0.97) ? "PASS" : "MISS" }')
 	echo "Wall time: $(($(date +%s) - T_START)) s"
 } >"$BDIR/report.md"
 
-mkdir -p "$OUT_DIR"
-cp "$BDIR/report.md" "$OUT_MD"
-echo
-cat "$OUT_MD"
-tg_log "report written to $OUT_MD"
+publish_report "$BDIR/report.md" connections

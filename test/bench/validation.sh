@@ -47,8 +47,6 @@ min_rounds ROUNDS EVAL_ROUNDS
 
 T_START=$(date +%s)
 CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS EVAL_ROWS=$EVAL_ROWS EVAL_ROUNDS=$EVAL_ROUNDS EVAL_REPS=$EVAL_REPS BULK_ROWS=$BULK_ROWS test/bench/validation.sh"
-OUT_DIR=$TG_REPO/test/out
-OUT_MD=$OUT_DIR/bench-validation.md
 
 # ---------------------------------------------------------------------------
 # build, install, cluster
@@ -641,8 +639,4 @@ fi
 	echo "Wall time: $(( $(date +%s) - T_START )) s"
 } >"$BDIR/report.md"
 
-mkdir -p "$OUT_DIR"
-cp "$BDIR/report.md" "$OUT_MD"
-echo
-cat "$OUT_MD"
-tg_log "report written to $OUT_MD"
+publish_report "$BDIR/report.md" validation

@@ -108,8 +108,6 @@ fi
 T_START=$(date +%s)
 LOAD_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
 CMD="ROWS=$ROWS ROUNDS=$ROUNDS WARM=$WARM PGP_S2K_COUNT=$PGP_S2K_COUNT KEY_SOURCE=$KEY_SOURCE PROFILE=$PROFILE CG_ROWS=$CG_ROWS BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/vault.sh"
-OUT_DIR=$TG_REPO/test/out
-OUT_MD=$OUT_DIR/bench-vault.md
 
 # ---------------------------------------------------------------------------
 # build, install
@@ -713,8 +711,4 @@ pct_of() { awk -v a="$1" -v t="$2" 'BEGIN { printf "%.1f", a * 100 / t }'; }
 	echo "Wall time: $(($(date +%s) - T_START)) s"
 } >"$BDIR/report.md"
 
-mkdir -p "$OUT_DIR"
-cp "$BDIR/report.md" "$OUT_MD"
-echo
-cat "$OUT_MD"
-tg_log "report written to $OUT_MD"
+publish_report "$BDIR/report.md" vault
