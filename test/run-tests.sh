@@ -19,7 +19,9 @@
 #
 # Environment: TG_SUITE_TIMEOUT (seconds per suite, default 420);
 # TG_SUITES (default "regress isolation tap") to run only some suites while
-# developing -- CI always runs all three.
+# developing -- CI always runs all three; TG_REGRESS, TG_ISOLATION and
+# TG_TAP_FILES (test names, spec names, file globs) to run only some tests of
+# a suite instead of the Makefile's lists.
 
 set -euo pipefail
 
@@ -48,11 +50,11 @@ TAP_LIB=$PGXS_DIR/src/test/perl
 mkvar() {
 	make -s --no-print-directory -C "$TG_REPO" PG_CONFIG="$PG_CONFIG" "print-$1"
 }
-REGRESS=$(mkvar REGRESS)
+REGRESS=${TG_REGRESS:-$(mkvar REGRESS)}
 REGRESS_OPTS=$(mkvar REGRESS_OPTS)
-ISOLATION=$(mkvar ISOLATION)
+ISOLATION=${TG_ISOLATION:-$(mkvar ISOLATION)}
 ISOLATION_OPTS=$(mkvar ISOLATION_OPTS)
-PROVE_TESTS=$(mkvar PROVE_TESTS)
+PROVE_TESTS=${TG_TAP_FILES:-$(mkvar PROVE_TESTS)}
 
 # A stable UTF-8 locale for every server the tests start (initdb takes its
 # encoding from the environment); messages stay in English.
