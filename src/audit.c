@@ -67,6 +67,7 @@
 #include "utils/xid8.h"
 
 #include "audit.h"
+#include "run_sql.h"
 #include "trading_guard.h"
 
 /* GUCs */
@@ -539,20 +540,17 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 	if (rel->rd_rel->relispartition)
 		candidates = list_concat(candidates, get_partition_ancestors(relid));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	tg_sql_connect();
 	foreach(lc, candidates)
 	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
+		TgSqlArgs	args = {0};
 		bool		isnull;
 
-		if (SPI_execute_with_args("SELECT exclude_columns, mask_columns"
-								  "  FROM trading_guard.audit_config"
-								  " WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read trading_guard.audit_config");
-		if (SPI_processed == 0)
+		tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(lfirst_oid(lc)));
+		if (tg_sql("SELECT exclude_columns, mask_columns"
+				   "  FROM trading_guard.audit_config"
+				   " WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+				   &args, TG_SQL_READ_ONLY, SPI_OK_SELECT) == 0)
 			continue;
 		old = MemoryContextSwitchTo(ar->cxt);
 		exclude = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
@@ -572,20 +570,18 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 
 	/* the primary key of this relation (a partition has its root's) */
 	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1] = {ObjectIdGetDatum(relid)};
+		TgSqlArgs	args = {0};
 		bool		isnull;
 		Datum		d;
 
-		if (SPI_execute_with_args("SELECT pg_catalog.array_agg(a.attname::pg_catalog.text)"
-								  "  FROM pg_catalog.pg_index i"
-								  "  JOIN pg_catalog.pg_attribute a"
-								  "    ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid"
-								  "   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)"
-								  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary",
-								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the primary key of \"%s\"",
-				 RelationGetRelationName(rel));
+		tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(relid));
+		(void) tg_sql("SELECT pg_catalog.array_agg(a.attname::pg_catalog.text)"
+					  "  FROM pg_catalog.pg_index i"
+					  "  JOIN pg_catalog.pg_attribute a"
+					  "    ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid"
+					  "   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)"
+					  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary",
+					  &args, TG_SQL_READ_ONLY, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 		{
@@ -594,7 +590,7 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	SPI_finish();
+	tg_sql_finish();
 
 	tg_check_setting_columns(rel, exclude, "excluded");
 	tg_check_setting_columns(rel, mask, "masked");

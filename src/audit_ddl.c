@@ -38,6 +38,7 @@
 #include "access/htup_details.h"
 
 #include "audit.h"
+#include "run_sql.h"
 #include "trading_guard.h"
 
 static bool in_audit_ddl = false;
@@ -45,39 +46,14 @@ static bool in_audit_ddl = false;
 static const char *const audit_events[] = {"insert", "update", "delete", "truncate"};
 
 /*
- * Run one SPI statement as the owner of audit_config.  Like every SPI call
- * of this file it is not read-only, so that it sees what the DDL being
- * handled has just changed.
+ * Run one statement as the owner of schema trading_guard (src/run_sql.c).
+ * Like every statement of this file it is not read-only, so that it sees
+ * what the DDL being handled has just changed.
  */
 static void
-tg_spi_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args,
-				bool read_only, int expected)
+tg_sql_as_owner(const char *sql, const TgSqlArgs *args, int expected)
 {
-	Oid			save_userid;
-	int			save_sec;
-	Oid			owner;
-	HeapTuple	tup;
-	int			ret;
-	int			nestlevel;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(tg_audit_config_oid()));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for trading_guard.audit_config");
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	/* as a SECURITY DEFINER function with SET search_path would run */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, read_only, 0);
-	AtEOXact_GUC(true, nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	(void) tg_sql(sql, args, TG_SQL_AS_OWNER, expected);
 }
 
 /* Schema-qualified, quoted name of relation relid */
@@ -96,15 +72,14 @@ tg_qualified_name(Oid relid)
 static bool
 tg_has_trigger(Oid relid, const char *tgname)
 {
-	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(tgname)};
+	TgSqlArgs	args = {0};
 
-	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
-							  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
-							  "   AND tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
-							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_trigger");
-	return SPI_processed > 0;
+	tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(relid));
+	tg_sql_arg_text(&args, tgname);
+	return tg_sql("SELECT 1 FROM pg_catalog.pg_trigger"
+				  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+				  "   AND tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+				  &args, 0, SPI_OK_SELECT) > 0;
 }
 
 /*
@@ -129,24 +104,24 @@ tg_attach_triggers(Oid relid)
 			if (tg_has_trigger(relid, tgname))
 			{
 				/* there: make sure it fires always */
-				tg_spi_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
-										 rel, quote_identifier(tgname)),
-								0, NULL, NULL, false, SPI_OK_UTILITY);
+				tg_sql_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
+										 rel, quote_identifier(tgname)), NULL,
+							SPI_OK_UTILITY);
 				continue;
 			}
 			ref = i == 0 ? "REFERENCING NEW TABLE AS tg_new_rows" :
 				i == 1 ? "REFERENCING OLD TABLE AS tg_old_rows NEW TABLE AS tg_new_rows" :
 				i == 2 ? "REFERENCING OLD TABLE AS tg_old_rows" : "";
-			tg_spi_as_owner(psprintf("CREATE TRIGGER %s AFTER %s ON %s %s FOR EACH STATEMENT"
+			tg_sql_as_owner(psprintf("CREATE TRIGGER %s AFTER %s ON %s %s FOR EACH STATEMENT"
 									 " EXECUTE FUNCTION trading_guard.audit_trigger()",
 									 quote_identifier(tgname),
 									 i == 0 ? "INSERT" : i == 1 ? "UPDATE" :
 									 i == 2 ? "DELETE" : "TRUNCATE",
-									 rel, ref),
-							0, NULL, NULL, false, SPI_OK_UTILITY);
-			tg_spi_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
-									 rel, quote_identifier(tgname)),
-							0, NULL, NULL, false, SPI_OK_UTILITY);
+									 rel, ref), NULL,
+							SPI_OK_UTILITY);
+			tg_sql_as_owner(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
+									 rel, quote_identifier(tgname)), NULL,
+							SPI_OK_UTILITY);
 		}
 	}
 	PG_FINALLY();
@@ -171,9 +146,9 @@ tg_detach_triggers(Oid relid)
 			char	   *tgname = psprintf("trading_guard_audit_%s", audit_events[i]);
 
 			if (tg_has_trigger(relid, tgname))
-				tg_spi_as_owner(psprintf("DROP TRIGGER %s ON %s",
-										 quote_identifier(tgname), rel),
-								0, NULL, NULL, false, SPI_OK_UTILITY);
+				tg_sql_as_owner(psprintf("DROP TRIGGER %s ON %s",
+										 quote_identifier(tgname), rel), NULL,
+							SPI_OK_UTILITY);
 		}
 	}
 	PG_FINALLY();
@@ -193,10 +168,9 @@ PG_FUNCTION_INFO_V1(tg_audit_attach_triggers);
 Datum
 tg_audit_attach_triggers(PG_FUNCTION_ARGS)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	tg_sql_connect();
 	tg_attach_triggers(PG_GETARG_OID(0));
-	SPI_finish();
+	tg_sql_finish();
 	PG_RETURN_VOID();
 }
 
@@ -204,10 +178,9 @@ PG_FUNCTION_INFO_V1(tg_audit_detach_triggers);
 Datum
 tg_audit_detach_triggers(PG_FUNCTION_ARGS)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	tg_sql_connect();
 	tg_detach_triggers(PG_GETARG_OID(0));
-	SPI_finish();
+	tg_sql_finish();
 	PG_RETURN_VOID();
 }
 
@@ -275,16 +248,14 @@ tg_spi_oid(int row, int col)
 static void
 tg_sync_partitions(Oid root)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(root)};
+	TgSqlArgs	args = {0};
 	uint64		n;
 	Oid		   *members;
 
-	if (SPI_execute_with_args("SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)"
-							  " WHERE relid OPERATOR(pg_catalog.<>) $1",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the partitions of an audited table");
-	n = SPI_processed;
+	tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(root));
+	n = tg_sql("SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)"
+			   " WHERE relid OPERATOR(pg_catalog.<>) $1",
+			   &args, 0, SPI_OK_SELECT);
 	members = palloc(sizeof(Oid) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)
 		members[i] = tg_spi_oid(i, 1);
@@ -292,15 +263,16 @@ tg_sync_partitions(Oid root)
 		tg_attach_triggers(members[i]);
 
 	/* detached partitions: still audited, as they were */
-	tg_spi_as_owner("INSERT INTO trading_guard.audit_config (table_name, exclude_columns, mask_columns)"
+	tg_sql_as_owner("INSERT INTO trading_guard.audit_config (table_name, exclude_columns, mask_columns)"
 					" SELECT DISTINCT t.tgrelid::pg_catalog.regclass, ac.exclude_columns, ac.mask_columns"
 					"   FROM pg_catalog.pg_trigger t, trading_guard.audit_config ac"
 					"  WHERE ac.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
 					"    AND t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure"
 					"    AND NOT EXISTS (SELECT 1 FROM trading_guard.audit_config c"
 					"                     WHERE c.table_name OPERATOR(pg_catalog.=) t.tgrelid"
-					"                        OR c.table_name IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.tgrelid) a))",
-					1, argtypes, args, false, SPI_OK_INSERT);
+					"                        OR c.table_name OPERATOR(pg_catalog.=) ANY"
+					"                           (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(t.tgrelid) a))",
+					&args, SPI_OK_INSERT);
 }
 
 /*
@@ -339,19 +311,18 @@ tg_changes_partitions(HeapTuple row, TupleDesc desc)
 static void
 tg_check_settings(Oid root, Oid relid)
 {
-	Oid			argtypes[2] = {OIDOID, OIDOID};
-	Datum		args[2] = {ObjectIdGetDatum(root), ObjectIdGetDatum(relid)};
+	TgSqlArgs	args = {0};
 
-	if (SPI_execute_with_args("SELECT col FROM trading_guard.audit_config ac,"
+	tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(root));
+	tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(relid));
+	if (tg_sql("SELECT col FROM trading_guard.audit_config ac,"
 							  "       pg_catalog.unnest(ac.exclude_columns OPERATOR(pg_catalog.||) ac.mask_columns) col"
 							  " WHERE ac.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
 							  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a"
 							  "                    WHERE a.attrelid OPERATOR(pg_catalog.=) $2"
 							  "                      AND a.attname OPERATOR(pg_catalog.=) col"
 							  "                      AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0)",
-							  2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read trading_guard.audit_config");
-	if (SPI_processed > 0)
+			   &args, 0, SPI_OK_SELECT) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_AUDIT_SETTINGS_STALE),
 				 errmsg("column \"%s\" of audited table \"%s\" is masked or excluded from the audit",
@@ -380,10 +351,9 @@ tg_run_event_trigger(FunctionCallInfo fcinfo, const char *name,
 	PG_TRY();
 	{
 		CommandCounterIncrement();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		tg_sql_connect();
 		handler((EventTriggerData *) fcinfo->context);
-		SPI_finish();
+		tg_sql_finish();
 	}
 	PG_FINALLY();
 	{
@@ -404,27 +374,28 @@ tg_ddl_command_end(EventTriggerData *trigdata)
 	uint64		n;
 	SPITupleTable *tuptable;
 
-	if (SPI_execute("WITH cmd AS ("
+	n = tg_sql("WITH cmd AS ("
 					" SELECT c.command_tag, c.object_type, c.object_identity, c.schema_name, c.command,"
-					"  CASE c.classid"
-					"   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
+					"  CASE"
+					"   WHEN c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
 					"    (SELECT CASE WHEN r.relkind OPERATOR(pg_catalog.=) ANY ('{i,I}'::pg_catalog.\"char\"[])"
 					"                 THEN (SELECT x.indrelid FROM pg_catalog.pg_index x"
 					"                        WHERE x.indexrelid OPERATOR(pg_catalog.=) r.oid)"
 					"                 ELSE r.oid END"
 					"       FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.objid)"
-					"   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
+					"   WHEN c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
 					"    (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) c.objid)"
-					"   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
+					"   WHEN c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
 					"    (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) c.objid)"
-					"   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
+					"   WHEN c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
 					"    (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid OPERATOR(pg_catalog.=) c.objid)"
 					"  END AS relid"
 					" FROM pg_catalog.pg_event_trigger_ddl_commands() c)"
 					" SELECT cmd.command_tag, cmd.object_type, cmd.object_identity, cmd.relid,"
 					"  (SELECT ac.table_name::pg_catalog.oid FROM trading_guard.audit_config ac"
 					"    WHERE ac.table_name OPERATOR(pg_catalog.=) cmd.relid"
-					"       OR ac.table_name IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(cmd.relid) a)"
+					"       OR ac.table_name OPERATOR(pg_catalog.=) ANY"
+					"          (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(cmd.relid) a)"
 					"    LIMIT 1) AS root,"
 					"  cmd.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AS own_object,"
 					"  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
@@ -433,9 +404,7 @@ tg_ddl_command_end(EventTriggerData *trigdata)
 					"      AND t.tgenabled OPERATOR(pg_catalog.=) 'A')::pg_catalog.int4 AS enabled_triggers,"
 					"  cmd.command"
 					" FROM cmd",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
-	n = SPI_processed;
+			   NULL, 0, SPI_OK_SELECT);
 	tuptable = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -510,7 +479,7 @@ tg_sql_drop(EventTriggerData *trigdata)
 	 * audit triggers went with it (a partition).  An audit trigger
 	 * dropped on its own is recorded as such.
 	 */
-	if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects())"
+	n = tg_sql("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects())"
 					" SELECT d.object_type, d.object_identity, d.schema_name, d.object_name, d.objid,"
 					"        EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
 					"                 WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid) AS configured"
@@ -524,9 +493,7 @@ tg_sql_drop(EventTriggerData *trigdata)
 					"     OR (d.object_type OPERATOR(pg_catalog.=) 'trigger' AND d.original"
 					"         AND d.object_identity OPERATOR(pg_catalog.~~) 'trading\\_guard\\_audit\\_%')"
 					"     OR (d.schema_name OPERATOR(pg_catalog.=) 'trading_guard' AND d.original)",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
-	n = SPI_processed;
+			   NULL, 0, SPI_OK_SELECT);
 	tuptable = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -546,12 +513,12 @@ tg_sql_drop(EventTriggerData *trigdata)
 								 tg_ddl_detail(tag, type, identity, -1));
 			if (configured)
 			{
-				Oid			argtypes[1] = {OIDOID};
-				Datum		args[1] = {ObjectIdGetDatum(objid)};
+				TgSqlArgs	args = {0};
 
-				tg_spi_as_owner("DELETE FROM trading_guard.audit_config"
+				tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(objid));
+				tg_sql_as_owner("DELETE FROM trading_guard.audit_config"
 								" WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-								1, argtypes, args, false, SPI_OK_DELETE);
+								&args, SPI_OK_DELETE);
 			}
 		}
 		else

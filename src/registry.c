@@ -35,6 +35,7 @@
 #include "utils/rel.h"
 
 #include "registry.h"
+#include "run_sql.h"
 
 static MemoryContext registry_cxt = NULL;
 static HTAB *registry = NULL;
@@ -73,7 +74,6 @@ registry_load(void)
 	HTAB	   *newtab;
 	HASHCTL		ctl;
 	Oid			nsp;
-	int			ret;
 
 	if (!callback_registered)
 	{
@@ -103,14 +103,10 @@ registry_load(void)
 		newtab = hash_create("trading_guard symbol registry", 256, &ctl,
 							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		ret = SPI_execute("SELECT symbol, status, min_qty, max_qty, step_size,"
-						  " min_price, max_price, tick_size, min_notional, max_notional"
-						  " FROM trading_guard.symbols", true, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not read trading_guard.symbols: %s",
-				 SPI_result_code_string(ret));
+		tg_sql_connect();
+		(void) tg_sql("SELECT symbol, status, min_qty, max_qty, step_size,"
+					  " min_price, max_price, tick_size, min_notional, max_notional"
+					  " FROM trading_guard.symbols", NULL, TG_SQL_READ_ONLY, SPI_OK_SELECT);
 
 		MemoryContextSwitchTo(newcxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -142,7 +138,7 @@ registry_load(void)
 			tg_num_grid_init(&r->price_filter_grid, r->min_price, r->max_price, r->tick_size);
 		}
 		MemoryContextSwitchTo(callercxt);
-		SPI_finish();
+		tg_sql_finish();
 	}
 	PG_CATCH();
 	{

@@ -76,6 +76,7 @@
 
 #include "audit.h"
 #include "keyring.h"
+#include "run_sql.h"
 #include "shmem.h"
 #include "trading_guard.h"
 #include "vault.h"
@@ -529,59 +530,6 @@ secret_arg(FunctionCallInfo fcinfo, int n)
 }
 
 /*
- * Run one SQL statement with search_path pinned to pg_catalog, pg_temp.
- * The SQL functions of the vault are SECURITY DEFINER without a SET
- * search_path clause: that clause would cost every call (a fifth of a
- * signature), while the only SQL they run is here, and here the path is
- * pinned, so a caller's search_path can never resolve a name or an
- * operator in these statements.
- */
-static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-		 bool read_only, int expected)
-{
-	int			nestlevel = NewGUCNestLevel();
-	int			ret;
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
-	AtEOXact_GUC(true, nestlevel);
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-}
-
-/*
- * Run a read-only query with search_path pinned, against the latest
- * snapshot rather than the statement's or transaction's: what the
- * credential cache reads must include every change whose invalidation this
- * backend has already processed (a revocation committed by another session
- * must stop this one at once, also inside a REPEATABLE READ transaction).
- * The caller has locked credential_store, which processed those
- * invalidations.
- */
-static void
-spi_exec_latest(const char *sql, int nargs, Oid *types, Datum *values)
-{
-	int			nestlevel = NewGUCNestLevel();
-	SPIPlanPtr	plan;
-	int			ret;
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	plan = SPI_prepare(sql, nargs, types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	ret = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
-							   InvalidSnapshot, true, false, 0);
-	AtEOXact_GUC(true, nestlevel);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
-}
-
-/*
  * trading_guard.credential_store's OID, looked up once and again after an
  * invalidation that might concern it (cred_cache_reset forgets it).
  */
@@ -776,12 +724,11 @@ cred_key(CredKey *key, const char *exchange, const char *label)
 static void
 cred_load(CredEntry *e, const char *exchange, const char *label)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	TgSqlArgs	args = {0};
 	const char *env = environment_name();
 
-	values[0] = CStringGetTextDatum(exchange);
-	values[1] = CStringGetTextDatum(label);
+	tg_sql_arg_text(&args, exchange);
+	tg_sql_arg_text(&args, label);
 	e->status = CRED_NOT_FOUND;
 	e->id = 0;
 	e->key_id[0] = '\0';
@@ -789,11 +736,11 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	e->aad.data = NULL;
 	e->envelope_len = 0;
 
-	SPI_connect();
-	spi_exec_latest("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
-					"  FROM trading_guard.credential_store"
-					" WHERE exchange = $1 AND label = $2",
-					2, types, values);
+	tg_sql_connect();
+	(void) tg_sql("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
+				  "  FROM trading_guard.credential_store"
+				  " WHERE exchange OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2",
+				  &args, TG_SQL_LATEST, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -825,7 +772,7 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 			continue;
 		e->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	}
-	SPI_finish();
+	tg_sql_finish();
 }
 
 /* Make the cache if there is none (first use, or emptied by an invalidation) */
@@ -993,8 +940,7 @@ check_reuse(int len, const char *environment, int64 except_id)
 	int			m = 0;
 	bytea	   *newest_fp = NULL;
 	uint32		newest = scratch->key.version;	/* no copy of its subkeys */
-	Oid			types[4] = {INT4ARRAYOID, BYTEAARRAYOID, TEXTOID, INT8OID};
-	Datum		values[4];
+	TgSqlArgs	args = {0};
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1019,17 +965,20 @@ check_reuse(int len, const char *environment, int64 except_id)
 				 errmsg("key version %u left the key ring during this call", newest),
 				 errhint("The key ring was reloaded meanwhile; try again.")));
 
-	values[0] = PointerGetDatum(construct_array(vers, m, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(fps, m, BYTEAOID, -1, false, TYPALIGN_INT));
-	values[2] = CStringGetTextDatum(environment);
-	values[3] = Int64GetDatum(except_id);
-	spi_exec("SELECT exchange, label, environment FROM trading_guard.credential_store s"
-			 " WHERE environment <> $3 AND id <> $4"
-			 "   AND (fingerprint_version, secret_fingerprint) IN"
-			 "       (SELECT * FROM unnest($1::int[], $2::bytea[]))"
-			 " LIMIT 1",
-			 4, types, values, NULL, true, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	tg_sql_arg(&args, INT4ARRAYOID,
+			   PointerGetDatum(construct_array(vers, m, INT4OID, 4, true, TYPALIGN_INT)));
+	tg_sql_arg(&args, BYTEAARRAYOID,
+			   PointerGetDatum(construct_array(fps, m, BYTEAOID, -1, false, TYPALIGN_INT)));
+	tg_sql_arg_text(&args, environment);
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(except_id));
+	if (tg_sql("SELECT exchange, label, environment FROM trading_guard.credential_store s"
+			   " WHERE environment OPERATOR(pg_catalog.<>) $3 AND id OPERATOR(pg_catalog.<>) $4"
+			   "   AND EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+			   "                            AS u(version, fingerprint)"
+			   "                WHERE u.version OPERATOR(pg_catalog.=) s.fingerprint_version"
+			   "                  AND u.fingerprint OPERATOR(pg_catalog.=) s.secret_fingerprint)"
+			   " LIMIT 1",
+			   &args, TG_SQL_READ_ONLY, SPI_OK_SELECT) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_SECRET_REUSED),
 				 errmsg("this secret is already stored for environment %s",
@@ -1047,6 +996,20 @@ typedef struct SealedSecret
 	int32		version;
 	char		key_id[TG_KEY_ID_LEN + 1];
 } SealedSecret;
+
+/*
+ * Append the five parameters a row keeps of a sealed secret: secret,
+ * key_version, key_id, secret_fingerprint, fingerprint_version.
+ */
+static void
+sealed_args(TgSqlArgs *args, const SealedSecret *sealed)
+{
+	tg_sql_arg(args, BYTEAOID, PointerGetDatum(sealed->envelope));
+	tg_sql_arg(args, INT4OID, Int32GetDatum(sealed->version));
+	tg_sql_arg_text(args, sealed->key_id);
+	tg_sql_arg(args, BYTEAOID, PointerGetDatum(sealed->fingerprint));
+	tg_sql_arg(args, INT4OID, Int32GetDatum(sealed->version));
+}
 
 /*
  * Encrypt argument n, the API secret of credential id, under the newest
@@ -1085,11 +1048,8 @@ tg_store_credential(PG_FUNCTION_ARGS)
 	const char *environment;
 	int64		id;
 	SealedSecret sealed;
-	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID,
-	INT4OID, TEXTOID, BYTEAOID, INT4OID, INTERVALOID};
-	Datum		values[11];
-	Datum		dup[3];
-	Oid			duptypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	TgSqlArgs	dup = {0};
+	TgSqlArgs	args = {0};
 
 	tg_keyring_require();
 	exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
@@ -1101,45 +1061,41 @@ tg_store_credential(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rotate_after must not be null")));
 
-	SPI_connect();
-	dup[0] = CStringGetTextDatum(exchange);
-	dup[1] = CStringGetTextDatum(label);
-	dup[2] = CStringGetTextDatum(environment);
-	spi_exec("SELECT 1 FROM trading_guard.credential_store"
-			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL",
-			 3, duptypes, dup, NULL, true, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	tg_sql_connect();
+	tg_sql_arg_text(&dup, exchange);
+	tg_sql_arg_text(&dup, label);
+	tg_sql_arg_text(&dup, environment);
+	if (tg_sql("SELECT 1 FROM trading_guard.credential_store"
+			   " WHERE exchange OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2"
+			   "   AND environment OPERATOR(pg_catalog.=) $3 AND revoked_at IS NULL",
+			   &dup, TG_SQL_READ_ONLY, SPI_OK_SELECT) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_CREDENTIAL_EXISTS),
 				 errmsg("credential %s/%s already exists in environment %s", exchange, label, environment),
 				 errhint("Replace its secret with rotate_credential(), or revoke it first.")));
 
-	spi_exec("SELECT nextval('trading_guard.credential_store_id_seq')",
-			 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	(void) tg_sql("SELECT pg_catalog.nextval('trading_guard.credential_store_id_seq'::pg_catalog.regclass)",
+				  NULL, 0, SPI_OK_SELECT);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false}));
 
 	seal_secret_arg(fcinfo, 3, id, exchange, label, environment, &sealed);
 
-	values[0] = Int64GetDatum(id);
-	values[1] = CStringGetTextDatum(exchange);
-	values[2] = CStringGetTextDatum(label);
-	values[3] = CStringGetTextDatum(environment);
-	values[4] = CStringGetTextDatum(api_key);
-	values[5] = PointerGetDatum(sealed.envelope);
-	values[6] = Int32GetDatum(sealed.version);
-	values[7] = CStringGetTextDatum(sealed.key_id);
-	values[8] = PointerGetDatum(sealed.fingerprint);
-	values[9] = Int32GetDatum(sealed.version);
-	values[10] = PG_GETARG_DATUM(5);
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(id));
+	tg_sql_arg_text(&args, exchange);
+	tg_sql_arg_text(&args, label);
+	tg_sql_arg_text(&args, environment);
+	tg_sql_arg_text(&args, api_key);
+	sealed_args(&args, &sealed);
+	tg_sql_arg(&args, INTERVALOID, PG_GETARG_DATUM(5));
 
-	spi_exec("INSERT INTO trading_guard.credential_store"
-			 " (id, exchange, label, environment, api_key, secret, key_version, key_id,"
-			 "  secret_fingerprint, fingerprint_version, rotate_after)"
-			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-			 11, types, values, NULL, false, SPI_OK_INSERT);
+	(void) tg_sql("INSERT INTO trading_guard.credential_store"
+				  " (id, exchange, label, environment, api_key, secret, key_version, key_id,"
+				  "  secret_fingerprint, fingerprint_version, rotate_after)"
+				  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+				  &args, 0, SPI_OK_INSERT);
 	record_event("VAULT STORE", id, exchange, label, environment,
 				 sealed.version, NULL);
-	SPI_finish();
+	tg_sql_finish();
 	PG_RETURN_INT64(id);
 }
 
@@ -1159,10 +1115,8 @@ tg_rotate_credential(PG_FUNCTION_ARGS)
 	const char *environment = environment_name();
 	int64		id;
 	SealedSecret sealed;
-	Oid			types[7] = {INT8OID, TEXTOID, BYTEAOID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
-	Datum		values[7];
-	Oid			findtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		find[3];
+	TgSqlArgs	find = {0};
+	TgSqlArgs	args = {0};
 	bool		isnull;
 
 	tg_keyring_require();
@@ -1170,15 +1124,15 @@ tg_rotate_credential(PG_FUNCTION_ARGS)
 	label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
 	api_key = text_arg(fcinfo, 2, "api_key", 1024);
 
-	SPI_connect();
-	find[0] = CStringGetTextDatum(exchange);
-	find[1] = CStringGetTextDatum(label);
-	find[2] = CStringGetTextDatum(environment);
-	spi_exec("SELECT id FROM trading_guard.credential_store"
-			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL"
-			 " FOR UPDATE",
-			 3, findtypes, find, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	tg_sql_connect();
+	tg_sql_arg_text(&find, exchange);
+	tg_sql_arg_text(&find, label);
+	tg_sql_arg_text(&find, environment);
+	if (tg_sql("SELECT id FROM trading_guard.credential_store"
+			   " WHERE exchange OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2"
+			   "   AND environment OPERATOR(pg_catalog.=) $3 AND revoked_at IS NULL"
+			   " FOR UPDATE",
+			   &find, 0, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_TG_CREDENTIAL_NOT_FOUND),
 				 errmsg("credential %s/%s does not exist in environment %s", exchange, label, environment),
@@ -1186,22 +1140,18 @@ tg_rotate_credential(PG_FUNCTION_ARGS)
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	seal_secret_arg(fcinfo, 3, id, exchange, label, environment, &sealed);
-	values[0] = Int64GetDatum(id);
-	values[1] = CStringGetTextDatum(api_key);
-	values[2] = PointerGetDatum(sealed.envelope);
-	values[3] = Int32GetDatum(sealed.version);
-	values[4] = CStringGetTextDatum(sealed.key_id);
-	values[5] = PointerGetDatum(sealed.fingerprint);
-	values[6] = values[3];
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(id));
+	tg_sql_arg_text(&args, api_key);
+	sealed_args(&args, &sealed);
 
-	spi_exec("UPDATE trading_guard.credential_store"
-			 "   SET api_key = $2, secret = $3, key_version = $4, key_id = $5,"
-			 "       secret_fingerprint = $6, fingerprint_version = $7, rotated_at = pg_catalog.now()"
-			 " WHERE id = $1",
-			 7, types, values, NULL, false, SPI_OK_UPDATE);
+	(void) tg_sql("UPDATE trading_guard.credential_store"
+				  "   SET api_key = $2, secret = $3, key_version = $4, key_id = $5,"
+				  "       secret_fingerprint = $6, fingerprint_version = $7, rotated_at = pg_catalog.now()"
+				  " WHERE id OPERATOR(pg_catalog.=) $1",
+				  &args, 0, SPI_OK_UPDATE);
 	record_event("VAULT ROTATE", id, exchange, label, environment,
 				 sealed.version, NULL);
-	SPI_finish();
+	tg_sql_finish();
 	PG_RETURN_VOID();
 }
 
@@ -1218,26 +1168,25 @@ tg_revoke_credential(PG_FUNCTION_ARGS)
 	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
 	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
 	const char *environment = environment_arg(fcinfo, 2);
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
-	Datum		values[4];
+	TgSqlArgs	args = {0};
 	int64		id = 0;
 	bool		isnull;
 	bytea	   *empty = palloc(VARHDRSZ);
 
 	tg_require_preload("revoke_credential");
 	SET_VARSIZE(empty, VARHDRSZ);
-	values[3] = PointerGetDatum(empty);	/* the ciphertext, destroyed */
-	SPI_connect();
-	values[0] = CStringGetTextDatum(exchange);
-	values[1] = CStringGetTextDatum(label);
-	values[2] = CStringGetTextDatum(environment);
-	spi_exec("UPDATE trading_guard.credential_store"
-			 "   SET revoked_at = pg_catalog.now(), revoked_by = pg_catalog.session_user(),"
-			 "       secret = $4"
-			 " WHERE exchange = $1 AND label = $2 AND environment = $3 AND revoked_at IS NULL"
-			 " RETURNING id",
-			 4, types, values, NULL, false, SPI_OK_UPDATE_RETURNING);
-	if (SPI_processed > 0)
+	tg_sql_connect();
+	tg_sql_arg_text(&args, exchange);
+	tg_sql_arg_text(&args, label);
+	tg_sql_arg_text(&args, environment);
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(empty));	/* the ciphertext, destroyed */
+	if (tg_sql("UPDATE trading_guard.credential_store"
+			   "   SET revoked_at = pg_catalog.now(), revoked_by = pg_catalog.session_user(),"
+			   "       secret = $4"
+			   " WHERE exchange OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2"
+			   "   AND environment OPERATOR(pg_catalog.=) $3 AND revoked_at IS NULL"
+			   " RETURNING id",
+			   &args, 0, SPI_OK_UPDATE_RETURNING) > 0)
 	{
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		record_event("VAULT REVOKE", id, exchange, label, environment, 0, NULL);
@@ -1246,7 +1195,7 @@ tg_revoke_credential(PG_FUNCTION_ARGS)
 						id, exchange, label, environment, caller_description()),
 				 errhidestmt(true)));
 	}
-	SPI_finish();
+	tg_sql_finish();
 	PG_RETURN_BOOL(id != 0);
 }
 
@@ -1266,10 +1215,10 @@ reveal(CredEntry *e, const char *exchange, const char *label)
 	result = cstring_to_text_with_len((char *) scratch->plain, len);
 	crypto_end();
 
-	SPI_connect();
+	tg_sql_connect();
 	/* (e may be gone now: record_event can process invalidations) */
 	record_event("VAULT REVEAL", id, exchange, label, environment_name(), version, NULL);
-	SPI_finish();
+	tg_sql_finish();
 	count_use(id, USAGE_REVEAL);
 	ereport(LOG,
 			(errmsg("trading_guard: credential " INT64_FORMAT " (%s/%s, %s) revealed to %s",
@@ -1296,8 +1245,7 @@ Datum
 tg_reveal_credential_by_id(PG_FUNCTION_ARGS)
 {
 	int64		id;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
+	TgSqlArgs	args = {0};
 	char	   *exchange = NULL;
 	char	   *label = NULL;
 
@@ -1308,18 +1256,18 @@ tg_reveal_credential_by_id(PG_FUNCTION_ARGS)
 	id = PG_GETARG_INT64(0);
 	tg_keyring_require();
 
-	SPI_connect();
-	values[0] = Int64GetDatum(id);
-	spi_exec("SELECT exchange, label FROM trading_guard.credential_store WHERE id = $1",
-			 1, types, values, NULL, true, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	tg_sql_connect();
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(id));
+	if (tg_sql("SELECT exchange, label FROM trading_guard.credential_store"
+			   " WHERE id OPERATOR(pg_catalog.=) $1",
+			   &args, TG_SQL_READ_ONLY, SPI_OK_SELECT) > 0)
 	{
 		exchange = MemoryContextStrdup(CurTransactionContext,
 									   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 		label = MemoryContextStrdup(CurTransactionContext,
 									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	}
-	SPI_finish();
+	tg_sql_finish();
 	if (exchange == NULL)
 		refuse("reveal", 0, NULL, NULL, ERRCODE_TG_CREDENTIAL_NOT_FOUND,
 			   psprintf("credential " INT64_FORMAT " does not exist", id), NULL);
@@ -1389,8 +1337,8 @@ tg_rekey(PG_FUNCTION_ARGS)
 	uint32		newest;
 	int64		done = 0;
 	int64		remaining;
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2];
+	TgSqlArgs	args = {0};
+	TgSqlArgs	count_args = {0};
 	SPITupleTable *rows;
 	uint64		nrows;
 	bool		isnull;
@@ -1408,16 +1356,15 @@ tg_rekey(PG_FUNCTION_ARGS)
 		tg_keyring_require();
 	newest = scratch->key.version;
 
-	SPI_connect();
-	values[0] = Int32GetDatum((int32) newest);
-	values[1] = Int32GetDatum(batch);
-	spi_exec("SELECT id, exchange, label, environment, secret, key_id"
-			 "  FROM trading_guard.credential_store"
-			 " WHERE revoked_at IS NULL AND key_version <> $1"
-			 " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-			 2, types, values, NULL, false, SPI_OK_SELECT);
+	tg_sql_connect();
+	tg_sql_arg(&args, INT4OID, Int32GetDatum((int32) newest));
+	tg_sql_arg(&args, INT4OID, Int32GetDatum(batch));
+	nrows = tg_sql("SELECT id, exchange, label, environment, secret, key_id"
+				   "  FROM trading_guard.credential_store"
+				   " WHERE revoked_at IS NULL AND key_version OPERATOR(pg_catalog.<>) $1"
+				   " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+				   &args, 0, SPI_OK_SELECT);
 	rows = SPI_tuptable;
-	nrows = SPI_processed;
 
 	for (uint64 i = 0; i < nrows; i++)
 	{
@@ -1431,8 +1378,8 @@ tg_rekey(PG_FUNCTION_ARGS)
 		int			len;
 		bytea	   *envelope;
 		bytea	   *fp = palloc(VARHDRSZ + 32);
-		Oid			utypes[6] = {INT8OID, BYTEAOID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
-		Datum		uvalues[6];
+		TgSqlArgs	update = {0};
+		SealedSecret sealed;
 
 		len = open_named_secret((const uint8 *) VARDATA_ANY(old), VARSIZE_ANY_EXHDR(old),
 								id, exchange, label, environment, key_id);
@@ -1446,30 +1393,31 @@ tg_rekey(PG_FUNCTION_ARGS)
 					scratch->plain, len, (uint8 *) VARDATA(fp));
 		OPENSSL_cleanse(scratch->plain, len);
 
-		uvalues[0] = Int64GetDatum(id);
-		uvalues[1] = PointerGetDatum(envelope);
-		uvalues[2] = Int32GetDatum((int32) newest);
-		uvalues[3] = CStringGetTextDatum(scratch->key.key_id);
-		uvalues[4] = PointerGetDatum(fp);
-		uvalues[5] = Int32GetDatum((int32) newest);
-		spi_exec("UPDATE trading_guard.credential_store"
-				 "   SET secret = $2, key_version = $3, key_id = $4,"
-				 "       secret_fingerprint = $5, fingerprint_version = $6"
-				 " WHERE id = $1",
-				 6, utypes, uvalues, NULL, false, SPI_OK_UPDATE);
+		sealed.envelope = envelope;
+		sealed.version = (int32) newest;
+		strlcpy(sealed.key_id, scratch->key.key_id, sizeof(sealed.key_id));
+		sealed.fingerprint = fp;
+		tg_sql_arg(&update, INT8OID, Int64GetDatum(id));
+		sealed_args(&update, &sealed);
+		(void) tg_sql("UPDATE trading_guard.credential_store"
+					  "   SET secret = $2, key_version = $3, key_id = $4,"
+					  "       secret_fingerprint = $5, fingerprint_version = $6"
+					  " WHERE id OPERATOR(pg_catalog.=) $1",
+					  &update, 0, SPI_OK_UPDATE);
 		done++;
 	}
 	crypto_end();
 
 	/* not read-only: a new snapshot, which sees this call's updates */
-	spi_exec("SELECT count(*) FROM trading_guard.credential_store"
-			 " WHERE revoked_at IS NULL AND key_version <> $1",
-			 1, types, values, NULL, false, SPI_OK_SELECT);
+	tg_sql_arg(&count_args, INT4OID, Int32GetDatum((int32) newest));
+	(void) tg_sql("SELECT pg_catalog.count(*) FROM trading_guard.credential_store"
+				  " WHERE revoked_at IS NULL AND key_version OPERATOR(pg_catalog.<>) $1",
+				  &count_args, 0, SPI_OK_SELECT);
 	remaining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (done > 0)
 		record_event("VAULT REKEY", 0, NULL, NULL, NULL, (int32) newest,
 					 psprintf(INT64_FORMAT " re-encrypted, " INT64_FORMAT " remaining", done, remaining));
-	SPI_finish();
+	tg_sql_finish();
 
 	out[0] = Int64GetDatum(done);
 	out[1] = Int64GetDatum(remaining);
