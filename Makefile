@@ -55,6 +55,7 @@ REGRESS = \
 	conn_rules \
 	redact \
 	vault \
+	hostile \
 	upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale
