@@ -37,9 +37,7 @@ static int	nchunks = 0;
 /* true in every process of a server that preloaded us, once attached */
 static bool shmem_attached = false;
 
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void
@@ -47,10 +45,8 @@ tg_shmem_request(void)
 {
 	int			i;
 
-#if PG_VERSION_NUM >= 150000
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-#endif
 	for (i = 0; i < nchunks; i++)
 		RequestAddinShmemSpace(MAXALIGN(chunks[i].size));
 }
@@ -85,10 +81,8 @@ tg_shmem_init(void)
 {
 	Assert(process_shared_preload_libraries_in_progress);
 
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = tg_shmem_request;
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = tg_shmem_startup;
 }
@@ -109,10 +103,6 @@ tg_shmem_register(const char *name, Size size, tg_shmem_init_fn init)
 	chunks[nchunks].size = size;
 	chunks[nchunks].init = init;
 	nchunks++;
-
-#if PG_VERSION_NUM < 150000
-	RequestAddinShmemSpace(MAXALIGN(size));
-#endif
 }
 
 /* Is the shared-memory part available in this process? */

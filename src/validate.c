@@ -37,7 +37,7 @@ typedef struct TgQuoteAssets
 } TgQuoteAssets;
 
 char	   *tg_quote_assets = NULL;
-char	   *tg_max_quantity = NULL;
+static char *tg_max_quantity = NULL;
 
 /* parsed forms, owned by the GUC machinery (malloc'd "extra") */
 static TgQuoteAssets *quote_assets = NULL;

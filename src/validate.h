@@ -13,7 +13,6 @@
 
 /* GUCs owned by validate.c */
 extern char *tg_quote_assets;
-extern char *tg_max_quantity;
 
 typedef enum TgSymbolProblem
 {

@@ -105,7 +105,7 @@ static const struct config_enum_entry environment_options[] = {
 	{NULL, 0, false}
 };
 
-int			tg_environment = TG_ENV_DEV;
+static int	tg_environment = TG_ENV_DEV;
 
 /* ----------------------------------------------------------------------
  * Shared memory: use counters per credential

@@ -9,9 +9,6 @@
 #ifndef TG_VAULT_H
 #define TG_VAULT_H
 
-/* trading_guard.environment */
-extern int	tg_environment;
-
 extern void tg_vault_init(void);
 
 #endif							/* TG_VAULT_H */
