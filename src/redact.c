@@ -753,22 +753,26 @@ text_involved(const char *s)
 	return false;
 }
 
+static void report_redacted_activity(void);
+
 /*
  * Remember that the statement running now (debug_query_string) involves
- * credentials.  Cheap when called again for the same statement (once per
- * row of a query that signs every row).
+ * credentials, and show it with its literals redacted in pg_stat_activity.
+ * Cheap when called again for the same statement (once per row of a query
+ * that signs every row): returns true only the first time.  The caller
+ * must be in a transaction (pg_stat_activity's copy is allocated).
  */
-static void
+static bool
 note_statement_involved(void)
 {
 	const char *s = debug_query_string;
 	TimestampTz now;
 
 	if (s == NULL)
-		return;
+		return false;
 	now = GetCurrentStatementStartTimestamp();
 	if (s == noted_text && now == noted_at)
-		return;
+		return false;
 	if (!text_involved(s))
 	{
 		involved_texts[involved_next] = text_hash(s);
@@ -778,6 +782,8 @@ note_statement_involved(void)
 	}
 	noted_text = s;
 	noted_at = now;
+	report_redacted_activity();
+	return true;
 }
 
 /*
@@ -1376,7 +1382,8 @@ redact_needs_fmgr_hook(Oid fn_oid)
  * application's wrapper function, an operator, a cast, dynamic SQL): the
  * statement running now involves credentials, and so do its later log
  * lines (auto_explain, log_min_duration_statement, an error) and those of
- * any later run of the same text.
+ * any later run of the same text; pg_stat_activity shows it redacted from
+ * now on.
  */
 static void
 redact_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
