@@ -34,17 +34,25 @@
  *    between the start of the statement and its parse analysis.  (For an
  *    error before that, a syntax error say, the log hook does the same.)
  *
- *    The cheap test comes first: a statement whose text does not contain
- *    "_credential" is not walked.  Functions are identified by name and
- *    schema through the syscache, and only for FuncExpr nodes.
+ *    Functions are identified by OID: the vault's functions are looked up
+ *    by name in schema trading_guard once, and again after a syscache
+ *    invalidation of pg_proc or pg_namespace; the analysed tree is walked
+ *    without catalog access.  Utility statements whose expressions are
+ *    analysed outside the hook (CREATE RULE, DEFAULT, CHECK, policies,
+ *    function bodies, DO) have their text tokenised instead (see
+ *    text_literal_secret); CALL's arguments are walked.
  *
  * 2. An emit_log_hook.  A report "involves credentials" when its statement
- *    (debug_query_string, printed on the STATEMENT line), its message, detail,
- *    context or internal query calls store_credential, rotate_credential,
- *    reveal_credential, revoke_credential, sign_request or rekey (as whole
- *    identifiers, any case, optionally double-quoted, whatever follows),
- *    or whose error is TG070, or when the statement EXECUTEs a prepared
- *    statement whose text does.  Such a report is rewritten before it is
+ *    (debug_query_string, printed on the STATEMENT line) was found to:
+ *    parse analysis saw a call of one of the vault's functions (by OID,
+ *    also as an operator's function), or one of them started running while
+ *    it ran (fmgr_hook: wrappers, operators, dynamic SQL), both remembered
+ *    by the hash of the statement's text; or when its error is TG070; or,
+ *    the net for statements that fail before their names are resolved,
+ *    when its text, message, detail, context or internal query names
+ *    something like a credential function (names_credential: decoded
+ *    identifiers, near misses), or it EXECUTEs a prepared statement that
+ *    does.  Such a report is rewritten before it is
  *    written anywhere:
  *    - the SQL text in log_statement, log_min_duration_statement and
  *      extended-protocol lines ("statement: ...", "duration: ... ms
@@ -60,17 +68,18 @@
  *      single-quoted or dollar-quoted parts redacted too ("syntax error at
  *      or near "'...'"", a context's SQL statement "..."); an apostrophe
  *      between two letters ("server's") is taken for one;
- *    - data exceptions (class 22, but for invalid_parameter_value) quote
- *      the value they refused, which may be a literal or a bind parameter
- *      ("invalid input syntax for type interval: "...""): every
- *      double-quoted part of their message, detail and hint becomes
- *      "<redacted>";
+ *    - errors quote values (a data exception the literal or bind parameter
+ *      it refused, current_setting() a revealed secret it was given as a
+ *      name): every double-quoted part of the message, detail and hint of
+ *      every report but TG070 becomes "<redacted>";
  *    - the STATEMENT line is suppressed (hide_stmt) and, when it would have
  *      been printed, the statement with its literals redacted is added to
  *      the server-only detail (detail_log) instead;
  *    - an ERROR gives pg_stat_activity the redacted statement too: one
  *      raised before parse analysis (a syntax error, an unknown function)
  *      left it there with its literals.
+ *    Only then is the hook installed before ours called, so that other
+ *    modules' hooks (log shippers) get the redacted report.
  *    The message, detail, hint, context and internal query are shared with
  *    the client, which therefore sees the redacted forms too: it knows its
  *    own literals, and client-side error logs are one leak fewer.
