@@ -1147,6 +1147,16 @@ is_statement_log(const char *message_id)
 }
 
 /*
+ * Was the report raised by src/keyring.c?  elog.c keeps only the base name
+ * of the file; PostgreSQL has no file of that name.
+ */
+static bool
+raised_by_key_ring(const ErrorData *edata)
+{
+	return edata->filename != NULL && strcmp(edata->filename, "keyring.c") == 0;
+}
+
+/*
  * Rewrite a report that involves credential functions (see the file
  * header).  Called for every report this process writes to the server log,
  * so the tests that let the others through come first; none of them
@@ -1192,9 +1202,13 @@ redact_report(ErrorData *edata)
 	 * parameter "..."), which may be a literal, a bind parameter or a
 	 * revealed secret.  The vault's own messages (an unknown environment)
 	 * are redacted too: an argument given in the wrong place may be a
-	 * secret.  Not TG070, which quotes only a prepared statement's name.
+	 * secret.  Not TG070, which quotes only a prepared statement's name,
+	 * nor the key ring's reports, which quote key file paths and commands
+	 * (superuser-only settings, never an SQL argument) that whoever fixes
+	 * the key source needs to see.
 	 */
-	quoted = edata->sqlerrcode != ERRCODE_TG_LITERAL_SECRET;
+	quoted = edata->sqlerrcode != ERRCODE_TG_LITERAL_SECRET &&
+		!raised_by_key_ring(edata);
 
 	if (sql_message)
 		redact_field(&edata->message, TG_SCAN_SQL, false, cxt, NULL);
