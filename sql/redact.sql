@@ -93,6 +93,36 @@ CREATE FUNCTION tg_store_literal() RETURNS bigint LANGUAGE sql
     AS $$ SELECT trading_guard.store_credential('binance', 'main', 'key-literal', NULL) $$;
 -- in PL/pgSQL, when the statement is prepared
 DO $$ BEGIN PERFORM trading_guard.store_credential('binance', 'main', 'key-literal', NULL); END $$;
+-- the function is found by what the parser resolves, not by how its name
+-- is written: quoted, U& escapes (with UESCAPE), a comment before the
+-- parenthesis, a quoted schema
+SELECT trading_guard.U&"store\005fcredential"('binance', 'main', 'key-literal', NULL);
+SELECT trading_guard.U&"rotate!005fcredential" UESCAPE '!'('binance', 'main', NULL, 'secret-literal');
+SELECT trading_guard."store_credential"('binance', 'main', 'key-literal', NULL);
+SELECT trading_guard.store_credential /* a comment */ ('binance', 'main', 'key-literal', NULL);
+SELECT "trading_guard" . "rotate_credential"
+    -- a comment
+    ('binance', 'main', NULL, 'secret-literal');
+-- the arguments of CALL
+CREATE PROCEDURE tg_proc(id bigint) LANGUAGE sql AS $$ SELECT 1 $$;
+CALL tg_proc(trading_guard.store_credential('binance', 'main', 'key-literal', NULL));
+-- utility statements that keep the expression in the catalog: a rule's
+-- action, a column's default (also U&-spelled), a PL/pgSQL body (run
+-- later; dollar-quoted or quoted), BEGIN ATOMIC, DO
+CREATE TABLE tg_rule_target (id int);
+CREATE RULE tg_store_on_insert AS ON INSERT TO tg_rule_target
+    DO ALSO SELECT trading_guard.store_credential('binance', 'main', NULL, 'secret-literal');
+CREATE TABLE tg_with_default (
+    id bigint DEFAULT trading_guard.store_credential('binance', 'main', 'key-literal', NULL));
+ALTER TABLE tg_rule_target ALTER COLUMN id
+    SET DEFAULT trading_guard.U&"rotate\005fcredential"('binance', 'main', api_secret => 'secret-literal'::text, api_key => NULL);
+CREATE FUNCTION tg_plpgsql_store() RETURNS void LANGUAGE plpgsql
+    AS $body$ BEGIN PERFORM trading_guard.store_credential('binance', 'main', NULL, $$secret-literal$$); END $body$;
+CREATE FUNCTION tg_plpgsql_store() RETURNS void LANGUAGE plpgsql
+    AS 'BEGIN PERFORM trading_guard.rotate_credential(''binance'', ''main'', NULL, ''secret-literal''); END';
+CREATE FUNCTION tg_atomic_store() RETURNS bigint LANGUAGE sql
+    BEGIN ATOMIC SELECT trading_guard.store_credential('binance', 'main', 'key-literal', NULL); END;
+DO 'BEGIN PERFORM trading_guard.store_credential(''binance'', ''main'', ''key-literal'', NULL); END';
 
 -- EXECUTE of a prepared statement gives its parameters as literals, which
 -- is refused for the ones that are the API key or the secret
@@ -118,8 +148,18 @@ CREATE SCHEMA tg_elsewhere;
 CREATE FUNCTION tg_elsewhere.store_credential(text, text, text, text) RETURNS text
     LANGUAGE sql AS $$ SELECT 'not the vault' $$;
 SELECT tg_elsewhere.store_credential('binance', 'main', 'key-literal', 'secret-literal');
+-- nor in utility statements, where the text is what is looked at
+CREATE TABLE tg_elsewhere_default (
+    id text DEFAULT tg_elsewhere.store_credential('binance', 'main', 'key-literal', 'secret-literal'));
+DROP TABLE tg_elsewhere_default;
 DROP FUNCTION tg_elsewhere.store_credential(text, text, text, text);
 DROP SCHEMA tg_elsewhere;
+-- in utility statements too: parameters, NULL and other expressions
+ALTER TABLE tg_rule_target ALTER COLUMN id
+    SET DEFAULT trading_guard.store_credential('binance', 'main', NULL, NULL);
+ALTER TABLE tg_rule_target ALTER COLUMN id
+    SET DEFAULT trading_guard.store_credential('binance', 'main', upper('key-literal'), 'secret-' || 'literal');
+ALTER TABLE tg_rule_target ALTER COLUMN id DROP DEFAULT;
 -- a statement that only mentions the name is not a call
 SELECT 'trading_guard.store_credential(''binance'', ''main'', ''key'', ''secret'')' AS not_a_call;
 
@@ -138,6 +178,21 @@ EXPLAIN (COSTS OFF) SELECT trading_guard.store_credential('binance', 'main', 'ke
 SELECT trading_guard.store_credential('binance', 'main', 'key-literal' 'secret-literal');
 SELECT trading_guard.store_credential('binance', 'main', NULL, NULL, 'dev', 'secret-literal');
 -- the internal query of a PL/pgSQL statement
-DO $$ BEGIN PERFORM trading_guard.rotate_credential('binance', 'main', NULL, 'secret-literal'); END $$;
+DO $$ BEGIN EXECUTE 'SELECT trading_guard.rotate_credential(''binance'', ''main'', NULL, '
+                     || quote_literal('secret-literal') || ')'; END $$;
+-- any error's quoted values, whatever its SQLSTATE (42704 here), in a
+-- statement that calls a credential function
+SELECT trading_guard.sign_request('binance', 'main', current_setting('tg.secret-literal'));
+-- a typo in the name: nothing to resolve, the name is near enough
+SELECT trading_guard.store_credentail('binance', 'main', 'secret-literal'::interval);
+SELECT trading_guard.sing_request('binance', 'main', 'secret-literal'::interval);
+-- a call the text does not name: a credential function behind an operator
+CREATE OPERATOR public.=#> (LEFTARG = text, RIGHTARG = text,
+                            FUNCTION = trading_guard.reveal_credential);
+SELECT 'binance' =#> current_setting('tg.secret-literal');
+DROP OPERATOR public.=#> (text, text);
 -- reports about other statements are left alone
 SELECT 'not-a-secret'::interval;
+SELECT current_setting('tg.not-a-secret');
+DROP TABLE tg_rule_target;
+DROP PROCEDURE tg_proc(bigint);

@@ -34,17 +34,25 @@
  *    between the start of the statement and its parse analysis.  (For an
  *    error before that, a syntax error say, the log hook does the same.)
  *
- *    The cheap test comes first: a statement whose text does not contain
- *    "_credential" is not walked.  Functions are identified by name and
- *    schema through the syscache, and only for FuncExpr nodes.
+ *    Functions are identified by OID: the vault's functions are looked up
+ *    by name in schema trading_guard once, and again after a syscache
+ *    invalidation of pg_proc or pg_namespace; the analysed tree is walked
+ *    without catalog access.  Utility statements whose expressions are
+ *    analysed outside the hook (CREATE RULE, DEFAULT, CHECK, policies,
+ *    function bodies, DO) have their text tokenised instead (see
+ *    text_literal_secret); CALL's arguments are walked.
  *
  * 2. An emit_log_hook.  A report "involves credentials" when its statement
- *    (debug_query_string, printed on the STATEMENT line), its message, detail,
- *    context or internal query calls store_credential, rotate_credential,
- *    reveal_credential, revoke_credential, sign_request or rekey (as whole
- *    identifiers, any case, optionally double-quoted, whatever follows),
- *    or whose error is TG070, or when the statement EXECUTEs a prepared
- *    statement whose text does.  Such a report is rewritten before it is
+ *    (debug_query_string, printed on the STATEMENT line) was found to:
+ *    parse analysis saw a call of one of the vault's functions (by OID,
+ *    also as an operator's function), or one of them started running while
+ *    it ran (fmgr_hook: wrappers, operators, dynamic SQL), both remembered
+ *    by the hash of the statement's text; or when its error is TG070; or,
+ *    the net for statements that fail before their names are resolved,
+ *    when its text, message, detail, context or internal query names
+ *    something like a credential function (names_credential: decoded
+ *    identifiers, near misses), or it EXECUTEs a prepared statement that
+ *    does.  Such a report is rewritten before it is
  *    written anywhere:
  *    - the SQL text in log_statement, log_min_duration_statement and
  *      extended-protocol lines ("statement: ...", "duration: ... ms
@@ -60,17 +68,18 @@
  *      single-quoted or dollar-quoted parts redacted too ("syntax error at
  *      or near "'...'"", a context's SQL statement "..."); an apostrophe
  *      between two letters ("server's") is taken for one;
- *    - data exceptions (class 22, but for invalid_parameter_value) quote
- *      the value they refused, which may be a literal or a bind parameter
- *      ("invalid input syntax for type interval: "...""): every
- *      double-quoted part of their message, detail and hint becomes
- *      "<redacted>";
+ *    - errors quote values (a data exception the literal or bind parameter
+ *      it refused, current_setting() a revealed secret it was given as a
+ *      name): every double-quoted part of the message, detail and hint of
+ *      every report but TG070 becomes "<redacted>";
  *    - the STATEMENT line is suppressed (hide_stmt) and, when it would have
  *      been printed, the statement with its literals redacted is added to
  *      the server-only detail (detail_log) instead;
  *    - an ERROR gives pg_stat_activity the redacted statement too: one
  *      raised before parse analysis (a syntax error, an unknown function)
  *      left it there with its literals.
+ *    Only then is the hook installed before ours called, so that other
+ *    modules' hooks (log shippers) get the redacted report.
  *    The message, detail, hint, context and internal query are shared with
  *    the client, which therefore sees the redacted forms too: it knows its
  *    own literals, and client-side error logs are one leak fewer.
@@ -113,8 +122,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "commands/prepare.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
@@ -123,7 +135,9 @@
 #include "parser/parser.h"
 #include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
+#include "utils/catcache.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -138,6 +152,8 @@ bool		tg_reject_literal_secrets = true;
 
 static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
+static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* What replaces a literal, a quoted value and bind parameters */
 #define TG_REDACTED_LITERAL		"'<redacted>'"
@@ -148,7 +164,12 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 #define TG_ARG_API_KEY			2
 #define TG_ARG_API_SECRET		3
 
-/* Functions whose calls make a statement's literals and parameters secret */
+/*
+ * Functions whose calls make a statement's literals and parameters secret;
+ * the first two take an API key and a secret (TG_ARG_API_KEY, _SECRET)
+ */
+#define TG_FN_STORE				0
+#define TG_FN_ROTATE			1
 static const char *const credential_functions[] = {
 	"store_credential",
 	"rotate_credential",
@@ -216,6 +237,7 @@ typedef struct TgToken
 	size_t		end;
 	size_t		body_start;		/* a literal's or quoted identifier's text */
 	size_t		body_end;
+	bool		unicode;		/* a U&"..." identifier (SQL mode only) */
 } TgToken;
 
 /* Skip a (nested) block comment starting at s[i] = '/', s[i + 1] = '*' */
@@ -314,6 +336,33 @@ scan_dollar_literal(const char *s, size_t len, size_t start, size_t taglen,
 	tok->end = len;
 }
 
+/* A quoted identifier whose token starts at s[start] and opening quote is s[quote] */
+static void
+scan_quoted_ident(const char *s, size_t len, size_t start, size_t quote,
+				  TgToken *tok)
+{
+	size_t		k = quote + 1;
+
+	while (k < len)
+	{
+		if (s[k] == '"')
+		{
+			if (k + 1 < len && s[k + 1] == '"')
+			{
+				k += 2;
+				continue;
+			}
+			break;
+		}
+		k++;
+	}
+	tok->kind = TG_TOKEN_QUOTED_IDENT;
+	tok->start = start;
+	tok->body_start = quote + 1;
+	tok->body_end = Min(k, len);
+	tok->end = k < len ? k + 1 : len;
+}
+
 /*
  * The next token of s[0, len) at or after *pos, skipping white space and
  * comments; *pos moves past it.
@@ -342,6 +391,7 @@ next_token(const char *s, size_t len, size_t *pos, TgScanMode mode,
 	}
 
 	tok->start = i;
+	tok->unicode = false;
 	if (i >= len)
 	{
 		tok->kind = TG_TOKEN_END;
@@ -364,27 +414,7 @@ next_token(const char *s, size_t len, size_t *pos, TgScanMode mode,
 	else if (c == '$' && dollar_tag_length(s, len, i) > 0)
 		scan_dollar_literal(s, len, i, dollar_tag_length(s, len, i), tok);
 	else if (c == '"' && mode == TG_SCAN_SQL)
-	{
-		size_t		k = i + 1;
-
-		while (k < len)
-		{
-			if (s[k] == '"')
-			{
-				if (k + 1 < len && s[k + 1] == '"')
-				{
-					k += 2;
-					continue;
-				}
-				break;
-			}
-			k++;
-		}
-		tok->kind = TG_TOKEN_QUOTED_IDENT;
-		tok->body_start = i + 1;
-		tok->body_end = Min(k, len);
-		tok->end = k < len ? k + 1 : len;
-	}
+		scan_quoted_ident(s, len, i, i, tok);
 	else if (TG_IDENT_START(c))
 	{
 		size_t		j = i + 1;
@@ -399,6 +429,12 @@ next_token(const char *s, size_t len, size_t *pos, TgScanMode mode,
 		else if (j == i + 1 && (c == 'U' || c == 'u') &&
 				 j + 1 < len && s[j] == '&' && s[j + 1] == '\'')
 			scan_quoted_literal(s, len, i, j + 1, false, tok);
+		else if (j == i + 1 && (c == 'U' || c == 'u') && mode == TG_SCAN_SQL &&
+				 j + 1 < len && s[j] == '&' && s[j + 1] == '"')
+		{
+			scan_quoted_ident(s, len, i, j + 1, tok);
+			tok->unicode = true;
+		}
 		else
 		{
 			tok->kind = TG_TOKEN_WORD;
@@ -451,65 +487,319 @@ contains_ci_len(const char *s, int len, const char *needle)
 #define contains_ci(s, needle)	contains_ci_len((s), -1, (needle))
 
 /*
- * Does the text name one of the credential functions?  A whole identifier,
- * any case, perhaps double-quoted; whatever follows (a call's "(" may come
- * after a comment).  Meant to be cheap: one pass, looking closer only at
- * words starting with s or r.  Over-matching (in a comment, a literal, a
- * column of that name) only redacts more.
+ * Identifiers as the parser sees them.  A name is matched after the
+ * lexer's own decoding: unquoted words folded to lower case, "..." taken
+ * as written ("" for "), U&"..." with its \XXXX and \+XXXXXX escapes (or
+ * those of a UESCAPE clause) decoded.  Code points outside ASCII become
+ * \x01, which no name of ours contains.  At most NAMEDATALEN - 1 bytes are
+ * kept, as the parser truncates identifiers there.
+ */
+static size_t
+decode_identifier(const char *body, size_t n, bool quoted, bool unicode,
+				  char escape, char *buf)
+{
+	size_t		o = 0;
+
+	for (size_t i = 0; i < n && o < NAMEDATALEN - 1; i++)
+	{
+		unsigned char c = body[i];
+
+		if (quoted && c == '"')
+		{
+			buf[o++] = '"';
+			i++;				/* "" stands for " */
+		}
+		else if (unicode && c == escape)
+		{
+			size_t		start = i + 1;
+			int			digits = 4;
+			pg_wchar	cp = 0;
+			bool		ok = true;
+
+			if (start < n && body[start] == escape)
+			{
+				buf[o++] = escape;
+				i++;
+				continue;
+			}
+			if (start < n && body[start] == '+')
+			{
+				start++;
+				digits = 6;
+			}
+			if (start + digits > n)
+				ok = false;
+			for (int d = 0; ok && d < digits; d++)
+			{
+				char		h = body[start + d];
+
+				if (h >= '0' && h <= '9')
+					cp = cp * 16 + (h - '0');
+				else if (h >= 'a' && h <= 'f')
+					cp = cp * 16 + (h - 'a' + 10);
+				else if (h >= 'A' && h <= 'F')
+					cp = cp * 16 + (h - 'A' + 10);
+				else
+					ok = false;
+			}
+			if (!ok)
+				buf[o++] = c;
+			else
+			{
+				buf[o++] = (cp > 0 && cp < 0x80) ? (char) cp : '\x01';
+				i = start + digits - 1;
+			}
+		}
+		else
+			buf[o++] = quoted ? c : pg_ascii_tolower(c);
+	}
+	buf[o] = '\0';
+	return o;
+}
+
+/*
+ * The escape character of a U&"..." identifier whose closing quote is just
+ * before s: the one of a following UESCAPE 'c' clause, else backslash.
+ */
+static char
+uescape_after(const char *s)
+{
+	while (TG_SPACE(*s))
+		s++;
+	if (pg_strncasecmp(s, "uescape", 7) != 0 || TG_IDENT_CONT((unsigned char) s[7]))
+		return '\\';
+	s += 7;
+	while (TG_SPACE(*s))
+		s++;
+	if (s[0] == '\'' && s[1] != '\0' && s[2] == '\'')
+		return s[1];
+	return '\\';
+}
+
+/* The identifier a word or quoted identifier token of s stands for */
+static size_t
+token_identifier(const char *s, const TgToken *tok, char *buf)
+{
+	return decode_identifier(s + tok->body_start, tok->body_end - tok->body_start,
+							 tok->kind == TG_TOKEN_QUOTED_IDENT, tok->unicode,
+							 tok->unicode ? uescape_after(s + tok->end) : '\\',
+							 buf);
+}
+
+/*
+ * Is the optimal-string-alignment distance (insertions, deletions,
+ * substitutions, transpositions of neighbours) between a[0, n) and
+ * b[0, m) at most k?  n and m below NAMEDATALEN.  Gives up on a row whose
+ * every cell is over k.
  */
 static bool
-mentions_credential_call(const char *s)
+within_distance(const char *a, int n, const char *b, int m, int k)
 {
+	int			d[3][NAMEDATALEN + 1];
+
+	if (n - m > k || m - n > k || n >= NAMEDATALEN || m >= NAMEDATALEN)
+		return false;
+	for (int j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (int i = 1; i <= n; i++)
+	{
+		int		   *cur = d[i % 3];
+		int		   *prev = d[(i - 1) % 3];
+		int		   *prev2 = d[(i - 2 + 3) % 3];
+		int			rowmin;
+
+		cur[0] = rowmin = i;
+		for (int j = 1; j <= m; j++)
+		{
+			int			v = Min(prev[j], cur[j - 1]) + 1;
+
+			v = Min(v, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				v = Min(v, prev2[j - 2] + 1);
+			cur[j] = v;
+			rowmin = Min(rowmin, v);
+		}
+		if (rowmin > k)
+			return false;
+	}
+	return d[n % 3][m] <= k;
+}
+
+/*
+ * Does a decoded identifier look like one of the credential functions?
+ * Its exact name; within two edits of a long name or one of "rekey" (a
+ * typo: the call fails to resolve, and its literals are logged with the
+ * error); or any identifier with "credential" in it.  Matching too much
+ * only redacts more.
+ */
+static bool
+ident_like_credential(const char *ident, size_t n)
+{
+	char		lower[NAMEDATALEN];
+
+	if (n < 4)
+		return false;
+	for (size_t i = 0; i <= n; i++)
+		lower[i] = pg_ascii_tolower((unsigned char) ident[i]);
+	if (n >= 10 && strstr(lower, "credential") != NULL)
+		return true;
+	for (const char *const *f = credential_functions; *f; f++)
+	{
+		int			flen = strlen(*f);
+
+		if (within_distance(lower, (int) n, *f, flen, flen >= 10 ? 2 : 1))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Does the text name something like a credential function (see
+ * ident_like_credential)?  Looks at every word and every double-quoted or
+ * U&"..." part of the whole text, inside literals and comments too (a DO
+ * block's body is a literal), without skipping what it has looked at: a
+ * superset of the identifiers the parser would see.  No allocation, linear
+ * in the text.
+ */
+static bool
+names_credential(const char *s)
+{
+	char		buf[NAMEDATALEN];
+
 	if (s == NULL)
 		return false;
 	for (const char *p = s; *p; p++)
 	{
-		char		c = pg_ascii_tolower((unsigned char) *p);
+		unsigned char c = *p;
+		bool		unicode = (c == 'U' || c == 'u') && p[1] == '&' && p[2] == '"' &&
+			(p == s || !TG_IDENT_CONT((unsigned char) p[-1]));
 
-		if (c != 's' && c != 'r')
-			continue;
-		if (p > s && TG_IDENT_CONT((unsigned char) p[-1]))
-			continue;
-		for (const char *const *f = credential_functions; *f; f++)
+		if (c == '"' || unicode)
 		{
-			size_t		n = strlen(*f);
-			const char *q = p + n;
+			const char *open = unicode ? p + 2 : p;
+			const char *close = open + 1;
+			size_t		n;
 
-			if ((*f)[0] != c || pg_strncasecmp(p, *f, n) != 0)
+			while (*close)
+			{
+				if (*close == '"')
+				{
+					if (close[1] != '"')
+						break;
+					close++;
+				}
+				close++;
+			}
+			if (*close != '"')
 				continue;
-			if (*q != '"' && TG_IDENT_CONT((unsigned char) *q))
-				continue;
-			return true;
+			n = decode_identifier(open + 1, close - open - 1, true, unicode,
+								  unicode ? uescape_after(close + 1) : '\\', buf);
+			if (ident_like_credential(buf, n))
+				return true;
+			/* the words inside are looked at too: the quotes may pair wrongly */
+		}
+		else if (TG_IDENT_START(c) &&
+				 (p == s || !TG_IDENT_CONT((unsigned char) p[-1])))
+		{
+			const char *q = p;
+
+			while (TG_IDENT_CONT((unsigned char) *q))
+				q++;
+			if (ident_like_credential(buf, decode_identifier(p, q - p, false, false,
+															 '\\', buf)))
+				return true;
+			p = q - 1;
 		}
 	}
 	return false;
 }
 
-/* Copy the name a word or quoted identifier token stands for, as the parser would */
-static void
-token_identifier(const char *s, const TgToken *tok, char *buf)
-{
-	size_t		n = 0;
+/* ------------------------------------------------------------------------
+ * Statements known to involve credentials, by the text of the statement
+ * ------------------------------------------------------------------------
+ *
+ * The log hook can neither resolve names nor look at a parse tree, and the
+ * lines about a statement come at different times: log_statement's before
+ * parse analysis, auto_explain's and log_min_duration_statement's after
+ * execution, an error's whenever.  So what parse analysis and execution
+ * learn about a statement is remembered by a 64-bit hash of its text
+ * (debug_query_string, the same for the Parse, Bind and Execute messages
+ * of a prepared statement and for every statement a function runs under a
+ * top-level one), in a ring of the last TG_INVOLVED_TEXTS such texts of
+ * this backend.  A collision or a text remembered too long only redacts
+ * more.
+ */
+#define TG_INVOLVED_TEXTS	128
 
-	for (size_t i = tok->body_start; i < tok->body_end && n < NAMEDATALEN - 1; i++)
+static uint64 involved_texts[TG_INVOLVED_TEXTS];
+static int	involved_count = 0;
+static int	involved_next = 0;
+
+/* the text last noted, and when its statement started: notes once per statement */
+static const char *noted_text = NULL;
+static TimestampTz noted_at = 0;
+
+static uint64
+text_hash(const char *s)
+{
+	return hash_bytes_extended((const unsigned char *) s, strlen(s), 0);
+}
+
+/* Has this text been found to involve credentials?  No allocation. */
+static bool
+text_involved(const char *s)
+{
+	uint64		h;
+
+	if (s == NULL || involved_count == 0)
+		return false;
+	h = text_hash(s);
+	for (int i = 0; i < involved_count; i++)
 	{
-		if (tok->kind == TG_TOKEN_QUOTED_IDENT)
-		{
-			buf[n++] = s[i];
-			if (s[i] == '"')
-				i++;			/* "" stands for " */
-		}
-		else
-			buf[n++] = pg_ascii_tolower((unsigned char) s[i]);
+		if (involved_texts[i] == h)
+			return true;
 	}
-	buf[n] = '\0';
+	return false;
+}
+
+static void report_redacted_activity(void);
+
+/*
+ * Remember that the statement running now (debug_query_string) involves
+ * credentials, and show it with its literals redacted in pg_stat_activity.
+ * Cheap when called again for the same statement (once per row of a query
+ * that signs every row): returns true only the first time.  The caller
+ * must be in a transaction (pg_stat_activity's copy is allocated).
+ */
+static bool
+note_statement_involved(void)
+{
+	const char *s = debug_query_string;
+	TimestampTz now;
+
+	if (s == NULL)
+		return false;
+	now = GetCurrentStatementStartTimestamp();
+	if (s == noted_text && now == noted_at)
+		return false;
+	if (!text_involved(s))
+	{
+		involved_texts[involved_next] = text_hash(s);
+		involved_next = (involved_next + 1) % TG_INVOLVED_TEXTS;
+		if (involved_count < TG_INVOLVED_TEXTS)
+			involved_count++;
+	}
+	noted_text = s;
+	noted_at = now;
+	report_redacted_activity();
+	return true;
 }
 
 /*
- * Does the SQL text EXECUTE a prepared statement that calls a credential
- * function?  Any top-level "EXECUTE name" counts (also after EXPLAIN or
- * CREATE TABLE ... AS).  Looks prepared statements up in this backend's
- * table without allocating (FetchPreparedStatement with no error).
+ * Does the SQL text EXECUTE a prepared statement that involves credentials?
+ * Any top-level "EXECUTE name" counts (also after EXPLAIN or CREATE TABLE
+ * ... AS).  Looks prepared statements up in this backend's table without
+ * allocating (FetchPreparedStatement with no error).
  */
 static bool
 executes_credential_statement(const char *s)
@@ -540,7 +830,8 @@ executes_credential_statement(const char *s)
 			token_identifier(s, &name, buf);
 			ps = FetchPreparedStatement(buf, false);
 			if (ps != NULL && ps->plansource != NULL &&
-				mentions_credential_call(ps->plansource->query_string))
+				(names_credential(ps->plansource->query_string) ||
+				 text_involved(ps->plansource->query_string)))
 				return true;
 		}
 	}
@@ -856,47 +1147,68 @@ is_statement_log(const char *message_id)
 }
 
 /*
- * emit_log_hook: rewrite reports that involve credential functions (see the
- * file header).  Called for every report this process writes to the server
- * log, so the tests that let the others through come first; none of them
+ * Was the report raised by src/keyring.c?  elog.c keeps only the base name
+ * of the file; PostgreSQL has no file of that name.
+ */
+static bool
+raised_by_key_ring(const ErrorData *edata)
+{
+	return edata->filename != NULL && strcmp(edata->filename, "keyring.c") == 0;
+}
+
+/*
+ * Rewrite a report that involves credential functions (see the file
+ * header).  Called for every report this process writes to the server log,
+ * so the tests that let the others through come first; none of them
  * allocates.
  */
 static void
-redact_emit_log(ErrorData *edata)
+redact_report(ErrorData *edata)
 {
 	bool		sql_message;
 	bool		statement_involved;
 	bool		quoted;
 	MemoryContext cxt;
 
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
-
 	sql_message = is_statement_log(edata->message_id);
-	/* TG070 names a guarded call however its text was written */
+
+	/*
+	 * TG070 names a guarded call however its text was written; a text
+	 * parse analysis or execution found to involve credentials was noted;
+	 * the text path is the net for the rest (a statement that failed before
+	 * parse analysis resolved its names: a syntax error, a typo).
+	 */
 	statement_involved = edata->sqlerrcode == ERRCODE_TG_LITERAL_SECRET ||
-		mentions_credential_call(debug_query_string) ||
+		text_involved(debug_query_string) ||
+		names_credential(debug_query_string) ||
 		executes_credential_statement(debug_query_string);
 	if (!statement_involved &&
-		!mentions_credential_call(edata->message) &&
-		!(sql_message && executes_credential_statement(edata->message)) &&
-		!mentions_credential_call(edata->detail) &&
-		!mentions_credential_call(edata->detail_log) &&
-		!mentions_credential_call(edata->context) &&
-		!mentions_credential_call(edata->internalquery))
+		!names_credential(edata->message) &&
+		!(sql_message && (executes_credential_statement(edata->message) ||
+						  text_involved(edata->message))) &&
+		!names_credential(edata->detail) &&
+		!names_credential(edata->detail_log) &&
+		!names_credential(edata->context) &&
+		!names_credential(edata->internalquery))
 		return;
 
 	cxt = edata->assoc_context ? edata->assoc_context : ErrorContext;
 
 	/*
-	 * Data exceptions quote the value they refused ("invalid input syntax
-	 * for type interval: "...""), which may be a literal or a bind
-	 * parameter.  Not invalid_parameter_value: functions (the vault's own
-	 * among them) name with it an argument they mean to show, such as an
-	 * unknown environment.
+	 * Every double-quoted part of the message, detail and hint, whatever the
+	 * SQLSTATE: data exceptions quote the value they refused ("invalid input
+	 * syntax for type interval: "...""), and so do others
+	 * (current_setting(reveal_credential(...)): unrecognized configuration
+	 * parameter "..."), which may be a literal, a bind parameter or a
+	 * revealed secret.  The vault's own messages (an unknown environment)
+	 * are redacted too: an argument given in the wrong place may be a
+	 * secret.  Not TG070, which quotes only a prepared statement's name,
+	 * nor the key ring's reports, which quote key file paths and commands
+	 * (superuser-only settings, never an SQL argument) that whoever fixes
+	 * the key source needs to see.
 	 */
-	quoted = ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
-		edata->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE;
+	quoted = edata->sqlerrcode != ERRCODE_TG_LITERAL_SECRET &&
+		!raised_by_key_ring(edata);
 
 	if (sql_message)
 		redact_field(&edata->message, TG_SCAN_SQL, false, cxt, NULL);
@@ -937,6 +1249,21 @@ redact_emit_log(ErrorData *edata)
 	}
 }
 
+/*
+ * emit_log_hook: redact first, then hand the report to the hook installed
+ * before ours, so that other modules' hooks (log shippers) see it redacted
+ * too.  A hook installed after ours (by a library later in
+ * shared_preload_libraries) is called before ours: it sees the report
+ * redacted only if it calls ours before it looks.
+ */
+static void
+redact_emit_log(ErrorData *edata)
+{
+	redact_report(edata);
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 /* ------------------------------------------------------------------------
  * Literal secrets in SQL text (trading_guard.reject_literal_secrets)
  * ------------------------------------------------------------------------
@@ -953,10 +1280,15 @@ typedef struct TgParamUse
 typedef struct TgSecretSearch
 {
 	const char *sourcetext;		/* this statement's text */
-	int			sourcelen;		/* its length, or -1: to the end */
-	int			text_mentions;	/* -1 unknown, else whether it says "_credential" */
+	int			sourcelen;		/* its length */
+	int			base;			/* where it starts in the parser's text */
 	bool		collect_params; /* walking a prepared statement for EXECUTE */
 	List	   *params;			/* of TgParamUse, when collect_params */
+
+	/* a credential function is called (or, utility statements, named) */
+	bool		involved;
+	/* the literal is in a utility statement that may keep it (a rule...) */
+	bool		utility;
 
 	/* the first literal found */
 	bool		found;
@@ -968,34 +1300,121 @@ typedef struct TgSecretSearch
 } TgSecretSearch;
 
 /*
- * "store_credential" or "rotate_credential" when the function is
- * trading_guard's, else NULL.
+ * The vault's functions, by OID: looked up by name in schema trading_guard
+ * when first needed and again after any change to pg_proc or
+ * pg_namespace (a syscache callback; the extension dropped and created
+ * again, its schema renamed).  Index into credential_functions.
  */
-static const char *
-guarded_function(Oid funcid)
+#define TG_MAX_CREDENTIAL_OIDS	32
+
+typedef struct TgCredentialOid
 {
-	HeapTuple	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	Form_pg_proc proc;
-	const char *result = NULL;
+	Oid			oid;
+	int			function;		/* index into credential_functions */
+} TgCredentialOid;
 
-	if (!HeapTupleIsValid(tp))
-		return NULL;
-	proc = (Form_pg_proc) GETSTRUCT(tp);
-	if (strcmp(NameStr(proc->proname), "store_credential") == 0)
-		result = "store_credential";
-	else if (strcmp(NameStr(proc->proname), "rotate_credential") == 0)
-		result = "rotate_credential";
-	if (result != NULL)
+static TgCredentialOid credential_oids[TG_MAX_CREDENTIAL_OIDS];
+static int	n_credential_oids = 0;
+static bool credential_oids_valid = false;
+static bool credential_oids_callbacks = false;
+
+/* syscache callback: pg_proc or pg_namespace changed */
+static void
+credential_oids_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	credential_oids_valid = false;
+}
+
+/*
+ * Look the vault's functions up again if anything changed since the last
+ * time.  The caller must be in a valid transaction; catalog lookups only
+ * after an invalidation.  An invalidation that arrives during the lookup
+ * makes the next call look again.
+ */
+static void
+credential_oids_refresh(void)
+{
+	TgCredentialOid found[TG_MAX_CREDENTIAL_OIDS];
+	int			n = 0;
+	Oid			nsp;
+
+	if (credential_oids_valid || !IsTransactionState())
+		return;
+	if (!credential_oids_callbacks)
 	{
-		char	   *nspname = get_namespace_name(proc->pronamespace);
-
-		if (nspname == NULL || strcmp(nspname, "trading_guard") != 0)
-			result = NULL;
-		if (nspname)
-			pfree(nspname);
+		CacheRegisterSyscacheCallback(PROCOID, credential_oids_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, credential_oids_invalidate, (Datum) 0);
+		credential_oids_callbacks = true;
 	}
-	ReleaseSysCache(tp);
-	return result;
+	credential_oids_valid = true;
+
+	nsp = get_namespace_oid("trading_guard", true);
+	for (int f = 0; OidIsValid(nsp) && credential_functions[f]; f++)
+	{
+		CatCList   *list = SearchSysCacheList1(PROCNAMEARGSNSP,
+											   CStringGetDatum(credential_functions[f]));
+
+		for (int i = 0; i < list->n_members; i++)
+		{
+			Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(&list->members[i]->tuple);
+
+			if (proc->pronamespace == nsp && n < TG_MAX_CREDENTIAL_OIDS)
+			{
+				found[n].oid = proc->oid;
+				found[n].function = f;
+				n++;
+			}
+		}
+		ReleaseSysCacheList(list);
+	}
+	memcpy(credential_oids, found, n * sizeof(TgCredentialOid));
+	n_credential_oids = n;
+}
+
+/*
+ * Which credential function (index into credential_functions) the OID is,
+ * or -1.  Uses the OIDs as last looked up: no catalog access, so that it
+ * can be called anywhere (from needs_fmgr_hook).
+ */
+static int
+credential_function_index(Oid oid)
+{
+	for (int i = 0; i < n_credential_oids; i++)
+	{
+		if (credential_oids[i].oid == oid)
+			return credential_oids[i].function;
+	}
+	return -1;
+}
+
+/*
+ * needs_fmgr_hook: the vault's functions go through fmgr_hook.  They are
+ * SECURITY DEFINER, so they were called through fmgr_security_definer
+ * anyway: this costs one more indirect call per call.
+ */
+static bool
+redact_needs_fmgr_hook(Oid fn_oid)
+{
+	if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid))
+		return true;
+	return credential_function_index(fn_oid) >= 0;
+}
+
+/*
+ * fmgr_hook: a credential function starts, however it was reached (an
+ * application's wrapper function, an operator, a cast, dynamic SQL): the
+ * statement running now involves credentials, and so do its later log
+ * lines (auto_explain, log_min_duration_statement, an error) and those of
+ * any later run of the same text; pg_stat_activity shows it redacted from
+ * now on.
+ */
+static void
+redact_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (prev_fmgr_hook)
+		prev_fmgr_hook(event, flinfo, private);
+	if (event == FHET_START && credential_function_index(flinfo->fn_oid) >= 0)
+		note_statement_involved();
 }
 
 /* What is under the casts, coercions and collations of an argument */
@@ -1036,9 +1455,14 @@ check_credential_call(FuncExpr *func, TgSecretSearch *search)
 	const char *function;
 	ListCell   *lc;
 	int			argno = 0;
+	int			f = credential_function_index(func->funcid);
 
-	if (func->args == NIL || (function = guarded_function(func->funcid)) == NULL)
+	if (f < 0)
 		return false;
+	search->involved = true;
+	if (f != TG_FN_STORE && f != TG_FN_ROTATE)
+		return false;
+	function = credential_functions[f];
 
 	foreach(lc, func->args)
 	{
@@ -1082,6 +1506,11 @@ check_credential_call(FuncExpr *func, TgSecretSearch *search)
 	return false;
 }
 
+/*
+ * Walk an analysed tree: calls of credential functions, directly or as the
+ * function of an operator (set by parse analysis), make the statement
+ * involved; stops at the first literal secret.  No catalog access.
+ */
 static bool
 secret_walker(Node *node, TgSecretSearch *search)
 {
@@ -1091,6 +1520,12 @@ secret_walker(Node *node, TgSecretSearch *search)
 		return query_tree_walker((Query *) node, secret_walker, (void *) search, 0);
 	if (IsA(node, FuncExpr) && check_credential_call((FuncExpr *) node, search))
 		return true;
+	if ((IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr)) &&
+		credential_function_index(((OpExpr *) node)->opfuncid) >= 0)
+		search->involved = true;
+	if (IsA(node, ScalarArrayOpExpr) &&
+		credential_function_index(((ScalarArrayOpExpr *) node)->opfuncid) >= 0)
+		search->involved = true;
 	return expression_tree_walker(node, secret_walker, (void *) search);
 }
 
@@ -1123,8 +1558,7 @@ search_execute(ExecuteStmt *stmt, TgSecretSearch *search)
 	PreparedStatement *ps = FetchPreparedStatement(stmt->name, false);
 	ListCell   *lc;
 
-	if (ps == NULL || ps->plansource == NULL ||
-		!contains_ci(ps->plansource->query_string, "_credential"))
+	if (ps == NULL || ps->plansource == NULL || n_credential_oids == 0)
 		return;
 
 	/*
@@ -1157,10 +1591,249 @@ search_execute(ExecuteStmt *stmt, TgSecretSearch *search)
 }
 
 /*
- * Look for a literal secret in an analysed statement.  Utility statements
- * that contain an analysed query the hook is not called for (EXPLAIN,
- * CREATE TABLE AS, DECLARE CURSOR) are looked into; PREPARE and COPY have
- * theirs analysed through the hook later.
+ * Utility statements: PostgreSQL 15 analyses the expressions a utility
+ * statement embeds (a rule's actions, a column's DEFAULT, a CHECK
+ * constraint, a policy, a trigger's WHEN, a BEGIN ATOMIC body) while it
+ * executes, not through post_parse_analyze_hook, and has no walker for
+ * their raw trees.  So the statement's text is tokenised as the lexer does
+ * (comments skipped, identifiers decoded: quoted, U&"...", any case) and
+ * every call of store_credential or rotate_credential, unqualified or
+ * qualified with trading_guard, is looked at: an api_key or api_secret
+ * argument that is a literal (under casts and COLLATE) is refused as it is
+ * in other statements; in a rule, a default or a function body it would
+ * also stay in the catalog.  The dollar-quoted bodies of CREATE FUNCTION,
+ * CREATE PROCEDURE and DO are looked into (PL/pgSQL bodies are only
+ * analysed when they run).
+ */
+
+/* The first tokens of an argument we look at */
+#define TG_ARG_TOKENS			8
+
+typedef struct TgTextArg
+{
+	TgToken		tok[TG_ARG_TOKENS];
+	int			ntok;			/* all the argument's tokens, nested ones too */
+	bool		tail_typish;	/* those past TG_ARG_TOKENS: all typish_token */
+} TgTextArg;
+
+/* Is the token the single character c? */
+static bool
+is_char_token(const char *s, const TgToken *tok, char c)
+{
+	return tok->kind == TG_TOKEN_OTHER && tok->end == tok->start + 1 &&
+		s[tok->start] == c;
+}
+
+/* A literal: a quoted or dollar-quoted string or a number */
+static bool
+is_literal_token(const char *s, const TgToken *tok)
+{
+	return tok->kind == TG_TOKEN_LITERAL ||
+		(tok->kind == TG_TOKEN_OTHER && s[tok->start] >= '0' && s[tok->start] <= '9');
+}
+
+/* May the token follow a literal in a cast, a type name or COLLATE? */
+static bool
+typish_token(const char *s, const TgToken *tok)
+{
+	if (tok->kind == TG_TOKEN_WORD || tok->kind == TG_TOKEN_QUOTED_IDENT)
+		return true;
+	if (tok->kind != TG_TOKEN_OTHER || s[tok->start] == '\0')
+		return false;
+	return (s[tok->start] >= '0' && s[tok->start] <= '9') ||
+		strchr(":.()[]", s[tok->start]) != NULL;
+}
+
+/* Is the token a word or quoted identifier that decodes to name? */
+static bool
+is_name_token(const char *s, const TgToken *tok, const char *name)
+{
+	char		buf[NAMEDATALEN];
+
+	if (tok->kind != TG_TOKEN_WORD && tok->kind != TG_TOKEN_QUOTED_IDENT)
+		return false;
+	token_identifier(s, tok, buf);
+	return strcmp(buf, name) == 0;
+}
+
+/*
+ * Is the argument a literal under casts and COLLATE only?  Returns the
+ * literal's token index, or -1.  A named argument (name => value, name :=
+ * value) sets *position to TG_ARG_API_KEY, TG_ARG_API_SECRET or -1.
+ */
+static int
+text_arg_literal(const char *s, const TgTextArg *arg, int *position)
+{
+	int			n = Min(arg->ntok, TG_ARG_TOKENS);
+	int			k = 0;
+
+	if (n >= 3 &&
+		(arg->tok[0].kind == TG_TOKEN_WORD || arg->tok[0].kind == TG_TOKEN_QUOTED_IDENT) &&
+		((is_char_token(s, &arg->tok[1], '=') && is_char_token(s, &arg->tok[2], '>')) ||
+		 (is_char_token(s, &arg->tok[1], ':') && is_char_token(s, &arg->tok[2], '='))))
+	{
+		*position = is_name_token(s, &arg->tok[0], "api_key") ? TG_ARG_API_KEY :
+			is_name_token(s, &arg->tok[0], "api_secret") ? TG_ARG_API_SECRET : -1;
+		k = 3;
+	}
+	if (k + 1 < n && is_name_token(s, &arg->tok[k], "cast") &&
+		is_char_token(s, &arg->tok[k + 1], '('))
+		k += 2;
+	if (k >= n || !is_literal_token(s, &arg->tok[k]))
+		return -1;
+	for (int i = k + 1; i < n; i++)
+	{
+		if (!typish_token(s, &arg->tok[i]))
+			return -1;
+	}
+	if (arg->ntok > TG_ARG_TOKENS && !arg->tail_typish)
+		return -1;
+	return k;
+}
+
+/*
+ * A call of credential function f whose name ends at pos in s[0, len): is
+ * its api_key or api_secret a literal?  If so fill in search (base: where
+ * s is in the source text, for the error position).
+ */
+static bool
+text_check_call(const char *s, size_t len, size_t pos, int f, int base,
+				TgSecretSearch *search)
+{
+	TgToken		tok;
+	TgTextArg	arg;
+	int			depth = 1;
+	int			argno = 0;
+
+	next_token(s, len, &pos, TG_SCAN_SQL, &tok);
+	if (is_name_token(s, &tok, "uescape"))
+	{
+		next_token(s, len, &pos, TG_SCAN_SQL, &tok);
+		next_token(s, len, &pos, TG_SCAN_SQL, &tok);
+	}
+	if (!is_char_token(s, &tok, '('))
+		return false;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.tail_typish = true;
+	for (;;)
+	{
+		next_token(s, len, &pos, TG_SCAN_SQL, &tok);
+		if (tok.kind == TG_TOKEN_END)
+			return false;
+		if (depth == 1 &&
+			(is_char_token(s, &tok, ',') || is_char_token(s, &tok, ')')))
+		{
+			int			position = argno++;
+			int			lit = text_arg_literal(s, &arg, &position);
+
+			if (lit >= 0 &&
+				(position == TG_ARG_API_KEY || position == TG_ARG_API_SECRET))
+			{
+				search->found = true;
+				search->utility = true;
+				search->function = credential_functions[f];
+				search->argno = position;
+				search->location = base + (int) arg.tok[lit].start;
+				return true;
+			}
+			if (is_char_token(s, &tok, ')'))
+				return false;
+			memset(&arg, 0, sizeof(arg));
+			arg.tail_typish = true;
+			continue;
+		}
+		if (is_char_token(s, &tok, '(') || is_char_token(s, &tok, '['))
+			depth++;
+		else if (is_char_token(s, &tok, ')') || is_char_token(s, &tok, ']'))
+			depth--;
+		if (arg.ntok < TG_ARG_TOKENS)
+			arg.tok[arg.ntok] = tok;
+		else if (!typish_token(s, &tok))
+			arg.tail_typish = false;
+		arg.ntok++;
+	}
+}
+
+/*
+ * Look for a call of store_credential or rotate_credential with a literal
+ * secret in the text s[0, len) of a utility statement (see above); bodies:
+ * look into dollar-quoted literals too, up to a depth of nesting.
+ */
+static bool
+text_literal_secret(const char *s, size_t len, int base, bool bodies,
+					int nesting, TgSecretSearch *search)
+{
+	size_t		pos = 0;
+	TgToken		tok;
+	TgToken		prev;
+	TgToken		prev2;
+
+	prev.kind = prev2.kind = TG_TOKEN_END;
+	for (;;)
+	{
+		next_token(s, len, &pos, TG_SCAN_SQL, &tok);
+		if (tok.kind == TG_TOKEN_END)
+			return false;
+		if (tok.kind == TG_TOKEN_LITERAL && bodies && nesting < 3 &&
+			s[tok.start] == '$')
+		{
+			if (text_literal_secret(s + tok.body_start,
+									tok.body_end - tok.body_start,
+									base + (int) tok.body_start, bodies,
+									nesting + 1, search))
+				return true;
+		}
+		else if (tok.kind == TG_TOKEN_LITERAL && bodies && nesting < 3 &&
+				 s[tok.start] == '\'' && standard_conforming_strings)
+		{
+			/* a '...' body: '' stands for ', positions are the literal's */
+			char	   *body = palloc(tok.body_end - tok.body_start + 1);
+			size_t		n = 0;
+			bool		found;
+
+			for (size_t i = tok.body_start; i < tok.body_end; i++)
+			{
+				body[n++] = s[i];
+				if (s[i] == '\'' && i + 1 < tok.body_end && s[i + 1] == '\'')
+					i++;
+			}
+			body[n] = '\0';
+			found = text_literal_secret(body, n, base, bodies, nesting + 1, search);
+			if (found)
+				search->location = base + (int) tok.start;
+			pfree(body);
+			if (found)
+				return true;
+		}
+		else if (tok.kind == TG_TOKEN_WORD || tok.kind == TG_TOKEN_QUOTED_IDENT)
+		{
+			int			f = -1;
+
+			if (is_name_token(s, &tok, credential_functions[TG_FN_STORE]))
+				f = TG_FN_STORE;
+			else if (is_name_token(s, &tok, credential_functions[TG_FN_ROTATE]))
+				f = TG_FN_ROTATE;
+			/* qualified with another schema: not the vault's */
+			if (f >= 0 && is_char_token(s, &prev, '.') &&
+				(prev2.kind == TG_TOKEN_WORD || prev2.kind == TG_TOKEN_QUOTED_IDENT) &&
+				!is_name_token(s, &prev2, "trading_guard"))
+				f = -1;
+			if (f >= 0 && text_check_call(s, len, pos, f, base, search))
+				return true;
+		}
+		prev2 = prev;
+		prev = tok;
+	}
+}
+
+/*
+ * Look for calls of credential functions and literal secrets in an analysed
+ * statement.  Utility statements that contain an analysed query the hook
+ * is not called for (EXPLAIN, CREATE TABLE AS, DECLARE CURSOR) are looked
+ * into, so are a CALL's arguments; PREPARE, COPY and CREATE VIEW have
+ * theirs analysed through the hook later; the others' text is looked at
+ * (text_literal_secret).
  */
 static void
 search_query(Query *query, TgSecretSearch *search)
@@ -1170,7 +1843,7 @@ search_query(Query *query, TgSecretSearch *search)
 		Node	   *stmt = query->utilityStmt;
 		Node	   *inner = NULL;
 
-		if (stmt == NULL)
+		if (stmt == NULL || n_credential_oids == 0)
 			return;
 		if (IsA(stmt, ExecuteStmt))
 			search_execute((ExecuteStmt *) stmt, search);
@@ -1180,17 +1853,20 @@ search_query(Query *query, TgSecretSearch *search)
 			inner = ((CreateTableAsStmt *) stmt)->query;
 		else if (IsA(stmt, DeclareCursorStmt))
 			inner = ((DeclareCursorStmt *) stmt)->query;
+		else if (IsA(stmt, CallStmt))
+			(void) secret_walker((Node *) ((CallStmt *) stmt)->funcexpr, search);
+		else if (!IsA(stmt, PrepareStmt) && !IsA(stmt, CopyStmt) &&
+				 !IsA(stmt, ViewStmt) && search->sourcetext != NULL &&
+				 memchr(search->sourcetext, '(', search->sourcelen) != NULL)
+			(void) text_literal_secret(search->sourcetext, search->sourcelen,
+									   search->base, IsA(stmt, CreateFunctionStmt) ||
+									   IsA(stmt, DoStmt), 0, search);
 		if (inner != NULL && IsA(inner, Query))
 			search_query((Query *) inner, search);
 		return;
 	}
 
-	/* the cheap test, once per statement */
-	if (search->text_mentions < 0)
-		search->text_mentions = contains_ci_len(search->sourcetext,
-												search->sourcelen,
-												"_credential");
-	if (search->text_mentions)
+	if (n_credential_oids > 0)
 		(void) secret_walker((Node *) query, search);
 }
 
@@ -1222,9 +1898,10 @@ report_redacted_activity(void)
 }
 
 /*
- * post_parse_analyze_hook: refuse secrets written as literals (see the file
- * header).  Returns at once for statements that do not mention
- * "_credential" and are not EXECUTE.
+ * post_parse_analyze_hook: note statements that call credential functions
+ * and refuse secrets written as literals (see the file header).  Looks the
+ * vault's functions up only after an invalidation; walks the analysed
+ * tree, or a utility statement's text when it has a parenthesis.
  */
 static void
 redact_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
@@ -1235,6 +1912,7 @@ redact_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
 
+	credential_oids_refresh();
 	memset(&search, 0, sizeof(search));
 
 	/*
@@ -1242,13 +1920,20 @@ redact_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	 * N statements would be scanned N times.
 	 */
 	search.sourcetext = pstate->p_sourcetext;
-	search.sourcelen = -1;
-	if (search.sourcetext != NULL && query->stmt_location > 0)
-		search.sourcetext += query->stmt_location;
-	if (query->stmt_len > 0)
-		search.sourcelen = query->stmt_len;
-	search.text_mentions = -1;
+	if (search.sourcetext != NULL)
+	{
+		int			total = strlen(search.sourcetext);
+
+		if (query->stmt_location > 0 && query->stmt_location <= total)
+			search.base = query->stmt_location;
+		search.sourcetext += search.base;
+		search.sourcelen = total - search.base;
+		if (query->stmt_len > 0 && query->stmt_len < search.sourcelen)
+			search.sourcelen = query->stmt_len;
+	}
 	search_query(query, &search);
+	if (search.involved || search.found)
+		note_statement_involved();
 	if (!search.found)
 		return;
 
@@ -1264,6 +1949,14 @@ redact_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 						argname, search.function),
 				 errdetail("Parameter $%d of prepared statement \"%s\" is that argument, and EXECUTE gives it as a literal; literals in SQL text reach the server log and pg_stat_activity.",
 						   search.paramid, search.prepared),
+				 errhint("Bind the value as a query parameter instead of writing it in the SQL text."),
+				 parser_errposition(pstate, search.location)));
+	else if (search.utility)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_LITERAL_SECRET),
+				 errmsg("the %s argument of trading_guard.%s() must not be written as a literal",
+						argname, search.function),
+				 errdetail("Literals in SQL text reach the server log, pg_stat_activity and pg_stat_statements, and one in a rule, a default or a function body stays in the catalog."),
 				 errhint("Bind the value as a query parameter instead of writing it in the SQL text."),
 				 parser_errposition(pstate, search.location)));
 	else
@@ -1423,4 +2116,8 @@ tg_redact_init(void)
 	post_parse_analyze_hook = redact_post_parse_analyze;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_emit_log;
+	prev_needs_fmgr_hook = needs_fmgr_hook;
+	needs_fmgr_hook = redact_needs_fmgr_hook;
+	prev_fmgr_hook = fmgr_hook;
+	fmgr_hook = redact_fmgr_hook;
 }

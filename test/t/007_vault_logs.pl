@@ -18,12 +18,25 @@
 # statement that fails after store_credential() ran with its parameters, a
 # secret bound to a parameter of the wrong type.
 #
+# Then the ways around a text-based decision the security review found:
+# the function's name written with U& escapes, quoted, with a comment
+# before the parenthesis, or mistyped; a secret revealed into an error that
+# is not a data exception (current_setting(reveal_credential(...)), 42704),
+# also through an operator whose function is reveal_credential; literal
+# secrets in a CREATE RULE action and a column DEFAULT (refused, so not in
+# pg_stat_statements); an application's wrapper function that takes the
+# secret as its own parameter, under auto_explain (what can and cannot be
+# redacted: see there).  And what another module's emit_log_hook receives
+# (a log shipper): tg_log_spy.c, built here and preloaded before
+# trading_guard, writes down everything it is given.
+#
 # The master key and every key and secret are random, made at run time,
 # and never printed: they go to pgbench's command line (not logged here) or
 # to psql through the environment (\getenv), and a failed check names the
 # value, not its text.
 #
-# One cluster, preloading trading_guard and pg_stat_statements.
+# One cluster, preloading the spy, trading_guard, pg_stat_statements and
+# auto_explain.
 
 use strict;
 use warnings;
@@ -34,6 +47,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Basename qw(dirname);
 
 # $bytes random bytes, in hex
 sub random_hex
@@ -60,8 +74,24 @@ $secret{'the master key'} = random_hex(32);
 
 my $node = PostgreSQL::Test::Cluster->new('vault_logs');
 $node->init;
+
+# The stand-in log shipper, built with the server's compiler and headers
+my $spy_lib = $node->basedir . '/tg_log_spy.so';
+my $spy_file = $node->basedir . '/tg_log_spy.txt';
+system_or_bail(
+	split(' ', $node->config_data('--cc')),
+	split(' ', $node->config_data('--cflags')),
+	split(' ', $node->config_data('--cflags_sl')),
+	'-shared', '-I', $node->config_data('--includedir-server'),
+	'-o', $spy_lib, dirname(__FILE__) . '/tg_log_spy.c');
+
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = '$spy_lib,trading_guard,pg_stat_statements,auto_explain'
+auto_explain.log_min_duration = 0
+auto_explain.log_nested_statements = on
+auto_explain.log_verbose = on
+});
 $node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'trading_guard,pg_stat_statements'
 log_statement = all
 log_min_duration_statement = 0
 log_parameter_max_length = -1
@@ -73,6 +103,7 @@ pg_stat_statements.track = all
 {
 	# the postmaster reads its key ring from here at start
 	local $ENV{TRADING_GUARD_MASTER_KEY} = "1 $secret{'the master key'}";
+	local $ENV{TG_LOG_SPY_FILE} = $spy_file;
 	$node->start;
 }
 
@@ -229,6 +260,11 @@ local $ENV{TG_LIT_KEY} = new_secret('a literal API key (refused)');
 local $ENV{TG_LIT_SECRET} = new_secret('a literal secret (refused)');
 local $ENV{TG_EXEC_SECRET} = new_secret('a literal secret given to EXECUTE (refused)');
 local $ENV{TG_TYPO_SECRET} = new_secret('a literal secret in a syntax error');
+local $ENV{TG_UNI_KEY} = new_secret('a literal API key in a U&-spelled call');
+local $ENV{TG_QUOTED_SECRET} = new_secret('a literal secret in a quoted-name call');
+local $ENV{TG_TYPO2_SECRET} = new_secret('a literal secret in a mistyped call');
+local $ENV{TG_RULE_SECRET} = new_secret('a literal secret in a rule');
+local $ENV{TG_DEFAULT_KEY} = new_secret('a literal API key in a default');
 local $ENV{TG_OFF_KEY} = new_secret('a literal API key, check off');
 local $ENV{TG_OFF_SECRET} = new_secret('a literal secret, check off');
 
@@ -239,7 +275,14 @@ my $refused = $node->background_psql('postgres', on_error_stop => 0, @terse);
 my $refused_pid = $refused->query_safe('SELECT pg_backend_pid()');
 $refused->query_safe(
 	"\\getenv lit_key TG_LIT_KEY\n\\getenv lit_secret TG_LIT_SECRET\n"
-	  . "\\getenv exec_secret TG_EXEC_SECRET\n\\getenv typo_secret TG_TYPO_SECRET");
+	  . "\\getenv exec_secret TG_EXEC_SECRET\n\\getenv typo_secret TG_TYPO_SECRET\n"
+	  . "\\getenv uni_key TG_UNI_KEY\n\\getenv quoted_secret TG_QUOTED_SECRET\n"
+	  . "\\getenv typo2_secret TG_TYPO2_SECRET\n\\getenv rule_secret TG_RULE_SECRET\n"
+	  . "\\getenv default_key TG_DEFAULT_KEY");
+# reveal_credential behind an operator: no credential function in the text
+$node->safe_psql('postgres', q{
+	CREATE OPERATOR public.=#> (LEFTARG = text, RIGHTARG = text,
+	                            FUNCTION = trading_guard.reveal_credential)});
 
 # [what, SQL, the error]
 my @literal = (
@@ -262,7 +305,43 @@ my @literal = (
 	[
 		'a literal secret in a syntax error',
 		q{SELECT trading_guard.store_credential('okx', 'typo', NULL :'typo_secret')},
-		qr/ERROR:  syntax error at or near "'<redacted>'"/
+		qr/ERROR:  syntax error at or near "<redacted>"/
+	],
+	[
+		'a literal key in a call spelled with U& escapes',
+		q{SELECT trading_guard.U&"store\005fcredential"('okx', 'unicode', :'uni_key', NULL)},
+		qr/ERROR:  the api_key argument of trading_guard\.store_credential\(\) must not be written as a literal/
+	],
+	[
+		'a literal secret in a call with a quoted name and a comment',
+		q{SELECT "trading_guard"."rotate_credential" /* ( */ ('binance', 'main_logged', NULL, :'quoted_secret')},
+		qr/ERROR:  the api_secret argument of trading_guard\.rotate_credential\(\) must not be written as a literal/
+	],
+	[
+		'a literal secret in a call whose name is mistyped',
+		q{SELECT trading_guard.store_credentail('okx', 'typo', NULL, :'typo2_secret')},
+		qr/ERROR:  function trading_guard\.store_credentail\(unknown, unknown, unknown, unknown\) does not exist/
+	],
+	[
+		'a revealed secret quoted by a 42704 error',
+		q{SELECT current_setting(trading_guard.reveal_credential('binance', 'main_logged'))},
+		qr/ERROR:  unrecognized configuration parameter "<redacted>"/
+	],
+	[
+		'a revealed secret quoted by a 42704 error, through an operator',
+		q{SELECT current_setting('binance' =#> 'main_timed')},
+		qr/ERROR:  unrecognized configuration parameter "<redacted>"/
+	],
+	[
+		'a literal secret in a CREATE RULE action',
+		qq{CREATE TABLE rule_target (id int);\n}
+		  . q{CREATE RULE store_on_insert AS ON INSERT TO rule_target DO ALSO SELECT trading_guard.store_credential('okx', 'rule', NULL, :'rule_secret')},
+		qr/ERROR:  the api_secret argument of trading_guard\.store_credential\(\) must not be written as a literal/
+	],
+	[
+		'a literal key in a column DEFAULT',
+		q{CREATE TABLE with_default (id bigint DEFAULT trading_guard.store_credential('okx', 'default', :'default_key', NULL))},
+		qr/ERROR:  the api_key argument of trading_guard\.store_credential\(\) must not be written as a literal/
 	]);
 for my $case (@literal)
 {
@@ -289,6 +368,52 @@ is( $accepted->query_safe(
 		q{SELECT trading_guard.store_credential('okx', 'typed_anyway', :'off_key', :'off_secret') IS NOT NULL}),
 	't',
 	'with reject_literal_secrets off, a literal secret is accepted');
+
+# ---------------------------------------------------------------------------
+# An application's wrapper function that takes the secret as its own
+# parameter.  Its call names no credential function, so nothing tells
+# before it runs that it is about a secret: trading_guard learns it when
+# reveal_credential starts inside it (fmgr_hook).  From then on the
+# statement's log lines (auto_explain's plan, log_min_duration_statement's
+# line, an error) and pg_stat_activity are redacted, and so is every later
+# run of the same text in this session.  What was logged before it ran is
+# not: with log_statement = all, the first run's "statement:" line has the
+# literal.  That value is kept out of %secret ($limit) and checked to be
+# in exactly that line and nowhere else.
+# ---------------------------------------------------------------------------
+
+$node->safe_psql('postgres', q{
+	CREATE SCHEMA app;
+	CREATE FUNCTION app.secret_matches(label text, secret text) RETURNS boolean
+	    LANGUAGE plpgsql AS $$
+	    BEGIN
+	        RETURN trading_guard.reveal_credential('binance', label) = secret;
+	    END $$});
+local $ENV{TG_WRAPPED_SECRET} = new_secret('a literal secret given to a wrapper function');
+my $limit = 'wrapped-' . random_hex(24);
+local $ENV{TG_LIMIT_SECRET} = $limit;
+
+my $wrapper = $node->background_psql('postgres', on_error_stop => 0, @terse);
+my $wrapper_pid = $wrapper->query_safe('SELECT pg_backend_pid()');
+$wrapper->query_safe(
+	"\\getenv wrapped_secret TG_WRAPPED_SECRET\n\\getenv limit_secret TG_LIMIT_SECRET");
+$wrapper->query_safe(q{SET log_statement = 'none'});
+is( $wrapper->query_safe(
+		q{SELECT app.secret_matches('main_logged', :'wrapped_secret')}),
+	'f', 'a wrapper function called with a literal secret, log_statement = none');
+like(
+	$node->safe_psql('postgres',
+		"SELECT query FROM pg_stat_activity WHERE pid = $wrapper_pid"),
+	qr/^SELECT app\.secret_matches\('<redacted>', '<redacted>'\)/,
+	'pg_stat_activity shows the wrapper call redacted once it has run');
+
+$wrapper->query_safe(q{SET log_statement = 'all'});
+for my $run (1, 2)
+{
+	is( $wrapper->query_safe(
+			q{SELECT app.secret_matches('main_logged', :'limit_secret')}),
+		'f', "a wrapper function called with a literal secret, log_statement = all (run $run)");
+}
 
 # ---------------------------------------------------------------------------
 # pg_stat_activity and pg_stat_statements
@@ -321,8 +446,13 @@ like($statements, qr/^SELECT trading_guard\.store_credential\(\$1, \$2, \$3, \$4
 like($statements, qr/^SELECT trading_guard\.store_credential\(\$1, \$2, \$3, \$4\) IS NOT NULL$/m,
 	'and the accepted literal one, normalised');
 
+unlike($statements, qr/\Q$limit\E/, 'pg_stat_statements has the wrapper call normalised');
+like($statements, qr/^SELECT app\.secret_matches\(\$1, \$2\)$/m,
+	'pg_stat_statements has the wrapper call with its constants as parameters');
+
 $refused->quit;
 $accepted->quit;
+$wrapper->quit;
 
 # ---------------------------------------------------------------------------
 # The server log, whole, once the server has stopped writing to it
@@ -346,5 +476,30 @@ like($log, qr/statement \(literals redacted\): SELECT trading_guard\.store_crede
 	'with its statement, literals redacted');
 like($log, qr/LOG:  statement: EXECUTE store_it\(NULL, '<redacted>'\)/,
 	'the EXECUTE with a literal secret is logged redacted');
+like($log, qr/LOG:  statement: SELECT trading_guard\.store_credentail\('<redacted>', '<redacted>', NULL, '<redacted>'\)/,
+	'the mistyped call is logged redacted');
+like($log, qr/LOG:  statement: CREATE RULE store_on_insert AS ON INSERT TO rule_target DO ALSO SELECT trading_guard\.store_credential\('<redacted>', '<redacted>', NULL, '<redacted>'\)/,
+	'the CREATE RULE with a literal secret is logged redacted');
+
+# the wrapper function: after it ran, its lines are redacted
+like($log, qr/LOG:  duration: [0-9.]+ ms  statement: SELECT app\.secret_matches\('<redacted>', '<redacted>'\)/,
+	'log_min_duration_statement: the wrapper call, redacted');
+like($log, qr/LOG:  duration: [0-9.]+ ms  plan:\n[^\n]*Query Text: SELECT app\.secret_matches\('<redacted>', '<redacted>'\)/,
+	'auto_explain: the wrapper call, redacted');
+# the known limit: its first statement line, and nothing else
+my @limit_lines = grep { index($_, $limit) >= 0 } split /\n/, $log;
+is(scalar(@limit_lines), 1, 'known limit: the literal given to a wrapper is in one log line');
+like($limit_lines[0] // '', qr/LOG:  statement: SELECT app\.secret_matches\('main_logged', '\Q$limit\E'\)$/,
+	'known limit: the statement line of its first run, written before the wrapper ran');
+like($log, qr/LOG:  statement: SELECT app\.secret_matches\('<redacted>', '<redacted>'\)/,
+	'the second run of the same text is logged redacted');
+
+# What the log hook installed before trading_guard's was given: the same
+# redacted reports
+my $spy = slurp_file($spy_file);
+ok(index($spy, $canary) >= 0, 'the log spy received the reports (the unrelated parameter)');
+no_secret_in($spy, 'what the log hook before trading_guard\'s received');
+is(scalar(grep { index($_, $limit) >= 0 } split /\n/, $spy), 1,
+	'known limit: the log spy got the wrapper literal in that statement line only');
 
 done_testing();
