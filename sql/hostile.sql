@@ -137,7 +137,10 @@ ALTER TABLE trades ENABLE ALWAYS TRIGGER trading_guard_audit_update;
 ALTER TABLE trades RENAME COLUMN card TO pan;
 \c - :regress_superuser
 SET search_path = hostile, public, pg_catalog;
-SELECT table_name, triggers_intact FROM trading_guard.audited_tables ORDER BY 1::text;
+SELECT a.table_name, a.triggers_intact
+  FROM trading_guard.audited_tables a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.table_name
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) 'hostile'::pg_catalog.regnamespace
+ ORDER BY a.table_name::pg_catalog.text;
 SELECT operation, table_name, row_key, new_row->>'card' AS card,
        new_row->>'command_tag' AS tag, new_row->>'audit_triggers_intact' AS intact
   FROM trading_guard.audit_log
