@@ -27,7 +27,7 @@ typedef enum TgOwnTable
 } TgOwnTable;
 
 /* bumped by the invalidation callback; read through tg_own_table_current() */
-extern PGDLLIMPORT uint64 tg_own_table_generation[TG_OWN_TABLES];
+extern uint64 tg_own_table_generation[TG_OWN_TABLES];
 
 /*
  * Is a cache stamped with generation still valid?  The hot path of every
