@@ -21,6 +21,7 @@ OBJS = \
 	src/audit.o \
 	src/audit_ddl.o \
 	src/run_sql.o \
+	src/own_tables.o \
 	src/conn_rules.o \
 	src/conn_state.o \
 	src/conn_guard.o \
@@ -65,7 +66,7 @@ REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 installcheck: export TRADING_GUARD_MASTER_KEY = 1 $(shell openssl rand -hex 32)
 
 # isolation specs: test/isolation/specs/*.spec
-ISOLATION = registry_cache audit_concurrent audit_index_build vault_cache
+ISOLATION = registry_cache audit_concurrent audit_index_build vault_cache audit_cache
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
 	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale

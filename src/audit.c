@@ -19,10 +19,12 @@
  * Per-backend cache: what the trigger needs to know about an audited
  * relation (its columns, how to render each one, which are masked, excluded
  * or part of the primary key) is built on first use from audit_config and
- * the relation's descriptor, and marked stale by relcache invalidation of
- * that relation or of audit_config (a statement trigger on audit_config
- * sends one, as for trading_guard.symbols).  A stale entry is only freed at
- * the next lookup, never from the callback.
+ * the relation's descriptor.  An entry is stale after a relcache
+ * invalidation of that relation, and after any change of audit_config,
+ * which it follows as src/own_tables.c describes (so a column masked by
+ * another session is masked in every audit row this backend writes once it
+ * has taken in the change, whatever snapshot its transaction holds).  A
+ * stale entry is only freed at the next lookup, never from the callback.
  *
  *-------------------------------------------------------------------------
  */
@@ -67,6 +69,7 @@
 #include "utils/xid8.h"
 
 #include "audit.h"
+#include "own_tables.h"
 #include "run_sql.h"
 #include "trading_guard.h"
 
@@ -146,6 +149,7 @@ typedef struct TgAuditRel
 	TgAuditColumn *cols;		/* in attnum order */
 	int		   *jsonb_order;	/* indexes into cols, in jsonb key order */
 	int			nkeys;			/* primary key columns (0: none) */
+	uint64		config_generation;	/* of audit_config, when built */
 
 	/*
 	 * When every recorded column is a scalar (no json, jsonb, array,
@@ -225,7 +229,6 @@ static TgAuditIndexes log_indexes;
 static HTAB *audit_cache = NULL;
 static MemoryContext audit_cache_cxt = NULL;
 static Oid	audit_log_oid = InvalidOid;
-static Oid	audit_config_oid = InvalidOid;
 static Oid	audit_seq_oid = InvalidOid;
 
 /* the current block of ids */
@@ -243,7 +246,8 @@ static bool cached_client_addr_null;
 
 /*
  * Relcache callback: mark the cache entry of the relation stale, or all of
- * them when audit_config changed or on a cache reset.
+ * them on a cache reset.  (audit_config's changes are counted by
+ * src/own_tables.c.)
  */
 static void
 tg_audit_relcache_callback(Datum arg, Oid relid)
@@ -254,7 +258,7 @@ tg_audit_relcache_callback(Datum arg, Oid relid)
 	if (audit_cache == NULL)
 		return;
 
-	if (OidIsValid(relid) && relid != audit_config_oid)
+	if (OidIsValid(relid))
 	{
 		entry = hash_search(audit_cache, &relid, HASH_FIND, NULL);
 		if (entry != NULL)
@@ -267,13 +271,9 @@ tg_audit_relcache_callback(Datum arg, Oid relid)
 		return;
 	}
 
-	if (!OidIsValid(relid))
-	{
-		log_indexes.valid = false;
-		audit_log_oid = InvalidOid;
-		audit_config_oid = InvalidOid;
-		audit_seq_oid = InvalidOid;
-	}
+	log_indexes.valid = false;
+	audit_log_oid = InvalidOid;
+	audit_seq_oid = InvalidOid;
 	hash_seq_init(&seq, audit_cache);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 		entry->ar->valid = false;
@@ -335,9 +335,7 @@ tg_audit_log_oid(void)
 Oid
 tg_audit_config_oid(void)
 {
-	if (!OidIsValid(audit_config_oid))
-		audit_config_oid = tg_own_relation("audit_config");
-	return audit_config_oid;
+	return tg_own_table_oid(TG_OWN_AUDIT_CONFIG, true);
 }
 
 /* ------------------------------------------------------------------------
@@ -522,7 +520,8 @@ tg_build_image_head(TgAuditRel *ar)
 
 /*
  * Build the cache entry of an audited relation.  Its settings are those of
- * the relation itself or of its nearest audited ancestor (a partition).
+ * the relation itself or of its nearest audited ancestor (a partition), read
+ * with the latest snapshot.  The caller holds a lock on rel.
  */
 static void
 tg_audit_rel_build(TgAuditRel *ar, Relation rel)
@@ -540,17 +539,17 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 	if (rel->rd_rel->relispartition)
 		candidates = list_concat(candidates, get_partition_ancestors(relid));
 
-	tg_sql_connect();
+	ar->config_generation = tg_own_table_load_begin(TG_OWN_AUDIT_CONFIG);
 	foreach(lc, candidates)
 	{
 		TgSqlArgs	args = {0};
 		bool		isnull;
 
 		tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(lfirst_oid(lc)));
-		if (tg_sql("SELECT exclude_columns, mask_columns"
-				   "  FROM trading_guard.audit_config"
-				   " WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-				   &args, TG_SQL_READ_ONLY, SPI_OK_SELECT) == 0)
+		if (tg_own_table_read("SELECT exclude_columns, mask_columns"
+							  "  FROM trading_guard.audit_config"
+							  " WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  &args) == 0)
 			continue;
 		old = MemoryContextSwitchTo(ar->cxt);
 		exclude = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
@@ -575,13 +574,13 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 		Datum		d;
 
 		tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(relid));
-		(void) tg_sql("SELECT pg_catalog.array_agg(a.attname::pg_catalog.text)"
-					  "  FROM pg_catalog.pg_index i"
-					  "  JOIN pg_catalog.pg_attribute a"
-					  "    ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid"
-					  "   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)"
-					  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary",
-					  &args, TG_SQL_READ_ONLY, SPI_OK_SELECT);
+		(void) tg_own_table_read("SELECT pg_catalog.array_agg(a.attname::pg_catalog.text)"
+								 "  FROM pg_catalog.pg_index i"
+								 "  JOIN pg_catalog.pg_attribute a"
+								 "    ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid"
+								 "   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)"
+								 " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary",
+								 &args);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 		{
@@ -590,7 +589,7 @@ tg_audit_rel_build(TgAuditRel *ar, Relation rel)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	tg_sql_finish();
+	tg_own_table_load_end();
 
 	tg_check_setting_columns(rel, exclude, "excluded");
 	tg_check_setting_columns(rel, mask, "masked");
@@ -647,15 +646,9 @@ tg_audit_rel_get(Relation rel)
 	TgAuditRel *ar;
 	bool		found;
 
-	/* audit_config's OID must be known for its invalidations to count */
-	if (!OidIsValid(tg_audit_config_oid()))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("trading_guard.audit_config does not exist"),
-				 errhint("Is the trading_guard extension installed in this database?")));
-
 	entry = hash_search(audit_cache, &relid, HASH_FIND, NULL);
-	if (entry != NULL && entry->ar->valid)
+	if (entry != NULL && entry->ar->valid &&
+		tg_own_table_current(TG_OWN_AUDIT_CONFIG, entry->ar->config_generation))
 		return entry->ar;
 	if (entry != NULL)
 	{

@@ -4,51 +4,34 @@
  *	  Per-backend cache of trading_guard.symbols, so that checking an order
  *	  runs no SQL.
  *
- * The first lookup in a backend reads the whole table through SPI into a
- * hash table in its own memory context.  The cache is dropped when the
- * table's relcache entry is invalidated.  Ordinary DML does not invalidate a
- * relcache entry, so the table carries a statement trigger,
- * symbols_changed(), that does: the invalidation then travels exactly like a
- * catalog change.  Our own backend sees it at the next command of the
- * changing transaction (and again if that transaction aborts); other
- * backends see it when they next accept invalidation messages, at the start
- * of their next transaction at the latest, which is when the committed
- * change becomes visible to them anyway.
+ * The first lookup in a backend reads the whole table into a hash table in
+ * its own memory context; the cache follows the table as src/own_tables.c
+ * describes: our own backend sees a change at the next command of the
+ * changing transaction (and again if that transaction aborts); another
+ * backend as soon as it takes in the invalidation -- whenever it locks a
+ * relation it has not locked yet in its transaction (a first INSERT into a
+ * protected table does), and at the start of its next transaction at the
+ * latest -- and then reads the latest committed state, whatever snapshot
+ * its transaction or statement holds.
  *
  * Lifetime: a TgSymbolRules pointer stays valid until the next call of
- * tg_registry_lookup(); the invalidation callback only marks the cache
- * stale, it never frees it.
+ * tg_registry_lookup(); a stale copy is freed there, never from an
+ * invalidation callback.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
-#include "fmgr.h"
-#include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
+#include "own_tables.h"
 #include "registry.h"
-#include "run_sql.h"
 
 static MemoryContext registry_cxt = NULL;
 static HTAB *registry = NULL;
-static bool registry_valid = false;
-static Oid	registry_relid = InvalidOid;
-static bool callback_registered = false;
-
-static void
-registry_inval_callback(Datum arg, Oid relid)
-{
-	if (!OidIsValid(relid) || relid == registry_relid)
-		registry_valid = false;
-}
+static uint64 registry_generation = 0;	/* of trading_guard.symbols */
 
 static Numeric
 copy_numeric_column(HeapTuple tup, TupleDesc desc, int col)
@@ -63,8 +46,10 @@ copy_numeric_column(HeapTuple tup, TupleDesc desc, int col)
 
 /*
  * (Re)load the registry.  The new hash table is built in a fresh context and
- * swapped in only when complete, so an error leaves the old state (marked
- * stale) and the next lookup simply tries again.
+ * swapped in only when complete, so an error leaves the old state (stale)
+ * and the next lookup simply tries again.  An invalidation taken in during
+ * the load leaves the new table stale too: it serves this lookup, and the
+ * next one loads again.
  */
 static void
 registry_load(void)
@@ -73,23 +58,7 @@ registry_load(void)
 	MemoryContext newcxt;
 	HTAB	   *newtab;
 	HASHCTL		ctl;
-	Oid			nsp;
-
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(registry_inval_callback, (Datum) 0);
-		callback_registered = true;
-	}
-
-	nsp = get_namespace_oid("trading_guard", false);
-	registry_relid = get_relname_relid("symbols", nsp);
-	if (!OidIsValid(registry_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table trading_guard.symbols does not exist"),
-				 errhint("Run CREATE EXTENSION trading_guard.")));
-	/* set before reading, so a change committed meanwhile is not missed */
-	registry_valid = true;
+	uint64		generation;
 
 	newcxt = AllocSetContextCreate(CacheMemoryContext,
 								   "trading_guard symbol registry",
@@ -103,10 +72,10 @@ registry_load(void)
 		newtab = hash_create("trading_guard symbol registry", 256, &ctl,
 							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-		tg_sql_connect();
-		(void) tg_sql("SELECT symbol, status, min_qty, max_qty, step_size,"
-					  " min_price, max_price, tick_size, min_notional, max_notional"
-					  " FROM trading_guard.symbols", NULL, TG_SQL_READ_ONLY, SPI_OK_SELECT);
+		generation = tg_own_table_load_begin(TG_OWN_SYMBOLS);
+		(void) tg_own_table_read("SELECT symbol, status, min_qty, max_qty, step_size,"
+								 " min_price, max_price, tick_size, min_notional, max_notional"
+								 " FROM trading_guard.symbols", NULL);
 
 		MemoryContextSwitchTo(newcxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -138,13 +107,12 @@ registry_load(void)
 			tg_num_grid_init(&r->price_filter_grid, r->min_price, r->max_price, r->tick_size);
 		}
 		MemoryContextSwitchTo(callercxt);
-		tg_sql_finish();
+		tg_own_table_load_end();
 	}
 	PG_CATCH();
 	{
 		/* never delete the context we are in */
 		MemoryContextSwitchTo(callercxt);
-		registry_valid = false;
 		MemoryContextDelete(newcxt);
 		PG_RE_THROW();
 	}
@@ -154,6 +122,7 @@ registry_load(void)
 		MemoryContextDelete(registry_cxt);
 	registry_cxt = newcxt;
 	registry = newtab;
+	registry_generation = generation;
 }
 
 /*
@@ -165,31 +134,11 @@ tg_registry_lookup(const char *symbol, int len)
 {
 	char		key[TG_SYMBOL_MAX_LEN + 1];
 
-	if (!registry_valid || registry == NULL)
+	if (registry == NULL || !tg_own_table_current(TG_OWN_SYMBOLS, registry_generation))
 		registry_load();
 	if (len <= 0 || len > TG_SYMBOL_MAX_LEN)
 		return NULL;
 	memcpy(key, symbol, len);
 	key[len] = '\0';
 	return hash_search(registry, key, HASH_FIND, NULL);
-}
-
-/*
- * SQL: symbols_changed() returns trigger
- *
- * AFTER ... FOR EACH STATEMENT trigger on trading_guard.symbols: tell every
- * backend's cache (ours included) that the registry changed.
- */
-PG_FUNCTION_INFO_V1(tg_symbols_changed);
-Datum
-tg_symbols_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("symbols_changed: not called by trigger manager")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
 }

@@ -25,9 +25,11 @@
  * another environment is recognised without decrypting anything.
  *
  * Per-backend state: a cache of credential rows by (environment, exchange,
- * label), holding ciphertexts and their associated data, emptied by the
- * relcache invalidation that a statement trigger on credential_store sends
- * after every change (as the symbol registry does); one AES-256-GCM and one
+ * label), holding ciphertexts and their associated data, that follows
+ * credential_store as src/own_tables.c describes and also takes in other
+ * sessions' invalidations at every call, so that a committed rotation or
+ * revocation applies to the next call of every session, inside a running
+ * transaction too; one AES-256-GCM and one
  * HMAC-SHA256 context, re-keyed with a zero key after every use and freed on
  * abort (resource release callback), so no key schedule outlives a call; a
  * locked, never-dumped scratch page for the subkeys and the plaintext of one
@@ -76,6 +78,7 @@
 
 #include "audit.h"
 #include "keyring.h"
+#include "own_tables.h"
 #include "run_sql.h"
 #include "shmem.h"
 #include "trading_guard.h"
@@ -529,27 +532,6 @@ secret_arg(FunctionCallInfo fcinfo, int n)
 	return len;
 }
 
-/*
- * trading_guard.credential_store's OID, looked up once and again after an
- * invalidation that might concern it (cred_cache_reset forgets it).
- */
-static Oid	cred_relid = InvalidOid;
-
-static Oid
-credential_store_oid(void)
-{
-	if (!OidIsValid(cred_relid))
-	{
-		Oid			nsp = get_namespace_oid("trading_guard", false);
-		Oid			relid = get_relname_relid("credential_store", nsp);
-
-		if (!OidIsValid(relid))
-			elog(ERROR, "trading_guard.credential_store does not exist");
-		cred_relid = relid;
-	}
-	return cred_relid;
-}
-
 /* Members of a jsonb object being built (pushJsonbValue sorts them) */
 static void
 put_key(JsonbParseState **state, const char *name)
@@ -621,7 +603,8 @@ record_event(const char *operation, int64 id, const char *exchange,
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(GetOuterUserId(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	tg_audit_write_keyed_event(operation, credential_store_oid(), NULL, NULL,
+	tg_audit_write_keyed_event(operation,
+							   tg_own_table_oid(TG_OWN_CREDENTIAL_STORE, false), NULL, NULL,
 							   row_key, detail);
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
@@ -687,25 +670,10 @@ typedef struct CredEntry
 	StringInfoData aad;			/* its associated data, in cred_cxt */
 } CredEntry;
 
+/* rows of credential_store, all read at generation cred_generation */
 static HTAB *cred_cache = NULL;
 static MemoryContext cred_cxt = NULL;
-static bool cred_callback_registered = false;
-
-static uint64 cred_invalidations = 0;	/* resets so far */
-
-static void
-cred_cache_reset(Datum arg, Oid relid)
-{
-	/* while the table's OID is unknown, any relation's invalidation counts */
-	if (relid != InvalidOid && OidIsValid(cred_relid) && relid != cred_relid)
-		return;
-	if (cred_cxt)
-		MemoryContextReset(cred_cxt);
-	cred_cache = NULL;
-	cred_invalidations++;
-	/* the table may be gone (DROP EXTENSION): look it up again */
-	cred_relid = InvalidOid;
-}
+static uint64 cred_generation = 0;
 
 static void
 cred_key(CredKey *key, const char *exchange, const char *label)
@@ -718,14 +686,15 @@ cred_key(CredKey *key, const char *exchange, const char *label)
 
 /*
  * Read (exchange, label)'s rows from credential_store into *e, which is not
- * in the cache: running the query can process invalidations, which empty
- * the cache.  The envelope is allocated in the caller's memory context.
+ * in the cache.  The envelope is allocated in the caller's memory context.
+ * Returns the generation of credential_store that *e belongs to.
  */
-static void
+static uint64
 cred_load(CredEntry *e, const char *exchange, const char *label)
 {
 	TgSqlArgs	args = {0};
 	const char *env = environment_name();
+	uint64		generation;
 
 	tg_sql_arg_text(&args, exchange);
 	tg_sql_arg_text(&args, label);
@@ -736,11 +705,11 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 	e->aad.data = NULL;
 	e->envelope_len = 0;
 
-	tg_sql_connect();
-	(void) tg_sql("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
-				  "  FROM trading_guard.credential_store"
-				  " WHERE exchange OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2",
-				  &args, TG_SQL_LATEST, SPI_OK_SELECT);
+	generation = tg_own_table_load_begin(TG_OWN_CREDENTIAL_STORE);
+	(void) tg_own_table_read("SELECT id, environment, secret, key_id, revoked_at IS NOT NULL"
+							 "  FROM trading_guard.credential_store"
+							 " WHERE exchange OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2",
+							 &args);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -772,35 +741,31 @@ cred_load(CredEntry *e, const char *exchange, const char *label)
 			continue;
 		e->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	}
-	tg_sql_finish();
+	tg_own_table_load_end();
+	return generation;
 }
 
-/* Make the cache if there is none (first use, or emptied by an invalidation) */
+/* Empty the cache (or make it, on first use) for rows of generation */
 static void
-cred_cache_make(void)
+cred_cache_reset(uint64 generation)
 {
 	HASHCTL		ctl;
 
-	if (!cred_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(cred_cache_reset, (Datum) 0);
-		cred_callback_registered = true;
-	}
 	if (cred_cxt == NULL)
 		cred_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard credentials",
 										 ALLOCSET_SMALL_SIZES);
-	if (cred_cache != NULL)
-		return;
+	MemoryContextReset(cred_cxt);
 	ctl.keysize = sizeof(CredKey);
 	ctl.entrysize = sizeof(CredEntry);
 	ctl.hcxt = cred_cxt;
 	cred_cache = hash_create("trading_guard credentials", 64, &ctl,
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	cred_generation = generation;
 }
 
 /*
  * The cached row of (exchange, label) in this environment.  The entry is
- * valid until the next catalog access (which can empty the cache).
+ * valid until the next lookup.
  */
 static CredEntry *
 cred_lookup(const char *exchange, const char *label)
@@ -809,8 +774,7 @@ cred_lookup(const char *exchange, const char *label)
 	CredEntry  *e;
 	CredEntry	loaded;
 	bool		found;
-	uint64		before;
-	Oid			relid;
+	uint64		generation;
 
 	/*
 	 * Take in other sessions' committed changes first: a call that touches
@@ -819,56 +783,42 @@ cred_lookup(const char *exchange, const char *label)
 	 */
 	AcceptInvalidationMessages();
 
-	/* look the table up (which can process invalidations) before the cache */
-	relid = credential_store_oid();
-	cred_cache_make();
 	cred_key(&key, exchange, label);
-	e = hash_search(cred_cache, &key, HASH_FIND, &found);
-	if (found)
-		return e;
+	if (cred_cache != NULL &&
+		tg_own_table_current(TG_OWN_CREDENTIAL_STORE, cred_generation))
+	{
+		e = hash_search(cred_cache, &key, HASH_FIND, &found);
+		if (found)
+			return e;
+	}
 
 	/*
-	 * Lock the table first: that processes every invalidation already sent,
-	 * and the latest snapshot taken afterwards sees the commits that sent
-	 * them (a transaction sends its invalidations after it became visible).
-	 * One processed during the read means a commit the read may have
-	 * missed: then the row is used for this call only, not cached.
+	 * Not cached, or the cache is stale.  A row read while an invalidation
+	 * arrived belongs to an older generation than the table's: it serves
+	 * this call, and the next lookup empties the cache.
 	 */
-	LockRelationOid(relid, AccessShareLock);
-	before = cred_invalidations;
-	cred_load(&loaded, exchange, label);
+	generation = cred_load(&loaded, exchange, label);
+	if (cred_cache == NULL || cred_generation != generation)
+		cred_cache_reset(generation);
 
-	if (cred_invalidations != before)
-	{
-		e = palloc(sizeof(CredEntry));
-		*e = loaded;
-		e->key = key;
-		e->aad.data = NULL;
-		if (e->envelope != NULL && e->envelope_len >= 5)
-			build_aad(&e->aad, e->envelope, e->id, exchange, label, environment_name());
-		return e;
-	}
-	cred_cache_make();
-	e = hash_search(cred_cache, &key, HASH_ENTER, &found);
-	e->status = loaded.status;
-	e->id = loaded.id;
-	memcpy(e->key_id, loaded.key_id, sizeof(e->key_id));
-	e->envelope_len = loaded.envelope_len;
-	e->envelope = NULL;
-	e->aad.data = NULL;
+	/* copy everything into the cache's context before the entry exists */
+	loaded.key = key;
+	loaded.aad.data = NULL;
 	if (loaded.envelope != NULL)
 	{
-		e->envelope = MemoryContextAlloc(cred_cxt, loaded.envelope_len);
-		memcpy(e->envelope, loaded.envelope, loaded.envelope_len);
-		pfree(loaded.envelope);
-		if (e->envelope_len >= 5)
-		{
-			MemoryContext old = MemoryContextSwitchTo(cred_cxt);
+		MemoryContext old = MemoryContextSwitchTo(cred_cxt);
+		uint8	   *envelope = palloc(loaded.envelope_len);
 
-			build_aad(&e->aad, e->envelope, e->id, exchange, label, environment_name());
-			MemoryContextSwitchTo(old);
-		}
+		memcpy(envelope, loaded.envelope, loaded.envelope_len);
+		pfree(loaded.envelope);
+		loaded.envelope = envelope;
+		if (loaded.envelope_len >= 5)
+			build_aad(&loaded.aad, loaded.envelope, loaded.id, exchange, label,
+					  environment_name());
+		MemoryContextSwitchTo(old);
 	}
+	e = hash_search(cred_cache, &key, HASH_ENTER, &found);
+	*e = loaded;
 	return e;
 }
 
@@ -1216,7 +1166,7 @@ reveal(CredEntry *e, const char *exchange, const char *label)
 	crypto_end();
 
 	tg_sql_connect();
-	/* (e may be gone now: record_event can process invalidations) */
+	/* (e may be stale now: record_event can take in invalidations) */
 	record_event("VAULT REVEAL", id, exchange, label, environment_name(), version, NULL);
 	tg_sql_finish();
 	count_use(id, USAGE_REVEAL);
