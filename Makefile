@@ -20,6 +20,7 @@ OBJS = \
 	src/protect.o \
 	src/audit.o \
 	src/audit_ddl.o \
+	src/utility_guard.o \
 	src/run_sql.o \
 	src/conn_rules.o \
 	src/conn_state.o \
