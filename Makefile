@@ -53,6 +53,7 @@ REGRESS = \
 	audit_types \
 	audit_partitions \
 	audit_guard \
+	own_objects \
 	conn_rules \
 	redact \
 	vault \

@@ -137,9 +137,13 @@ tg_own_address(const TgOwn *own, const ObjectAddress *a)
 		default:
 			break;
 	}
-	nsp = get_object_namespace(a);
-	if (OidIsValid(nsp))
-		return nsp == own->nsp;
+	/* (get_object_namespace knows only the classes of ObjectProperty) */
+	if (is_objectclass_supported(a->classId))
+	{
+		nsp = get_object_namespace(a);
+		if (OidIsValid(nsp))
+			return nsp == own->nsp;
+	}
 	return getExtensionOfObject(a->classId, a->objectId) == own->ext;
 }
 
@@ -262,6 +266,9 @@ tg_own_named(const TgOwn *own, ObjectType type, Node *object)
 			break;
 		case OBJECT_TYPE:
 		case OBJECT_DOMAIN:
+			/* a TypeName in DROP and COMMENT, a name list in ALTER */
+			if (IsA(object, List))
+				object = (Node *) makeTypeNameFromNameList((List *) object);
 			ObjectAddressSet(a, TypeRelationId,
 							 LookupTypeNameOid(NULL, castNode(TypeName, object), true));
 			break;
