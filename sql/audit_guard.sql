@@ -215,7 +215,7 @@ ALTER EVENT TRIGGER trading_guard_audit_ddl ENABLE ALWAYS;
 SELECT table_name, triggers_intact FROM trading_guard.audited_tables WHERE table_name = 'acct'::regclass;
 ROLLBACK;
 SELECT table_name, triggers_intact FROM trading_guard.audited_tables
- WHERE table_name IN ('acct'::regclass, 'fills'::regclass) ORDER BY 1::text;
+ WHERE table_name IN ('acct'::regclass, 'fills'::regclass) ORDER BY table_name::text;
 DROP TABLE acct, acct_other, orders_p, base, base_child, fills, quotes;
 DROP SERVER tg_dummy CASCADE;
 DROP FOREIGN DATA WRAPPER tg_dummy_fdw;
