@@ -195,11 +195,11 @@ SELECT count(*) AS guarded FROM trading_guard.protected_tables WHERE table_name 
 -- foreign-table partitions of an audited table are refused (TG065)
 CREATE FOREIGN DATA WRAPPER tg_dummy_fdw;
 CREATE SERVER tg_dummy FOREIGN DATA WRAPPER tg_dummy_fdw;
-CREATE TABLE fills (id int, day int) PARTITION BY RANGE (day);
-SELECT trading_guard.enable_audit('fills');
-CREATE FOREIGN TABLE fills_remote PARTITION OF fills FOR VALUES FROM (1) TO (10) SERVER tg_dummy;
+CREATE TABLE ug_fills (id int, day int) PARTITION BY RANGE (day);
+SELECT trading_guard.enable_audit('ug_fills');
+CREATE FOREIGN TABLE fills_remote PARTITION OF ug_fills FOR VALUES FROM (1) TO (10) SERVER tg_dummy;
 CREATE FOREIGN TABLE fills_remote2 (id int, day int) SERVER tg_dummy;
-ALTER TABLE fills ATTACH PARTITION fills_remote2 FOR VALUES FROM (10) TO (20);
+ALTER TABLE ug_fills ATTACH PARTITION fills_remote2 FOR VALUES FROM (10) TO (20);
 CREATE FOREIGN TABLE acct_remote () INHERITS (acct) SERVER tg_dummy;
 -- nor can a tree with a foreign partition be audited
 CREATE TABLE quotes (id int, day int) PARTITION BY RANGE (day);
@@ -215,7 +215,7 @@ ALTER EVENT TRIGGER trading_guard_audit_ddl ENABLE ALWAYS;
 SELECT table_name, triggers_intact FROM trading_guard.audited_tables WHERE table_name = 'acct'::regclass;
 ROLLBACK;
 SELECT table_name, triggers_intact FROM trading_guard.audited_tables
- WHERE table_name IN ('acct'::regclass, 'fills'::regclass) ORDER BY table_name::text;
-DROP TABLE acct, acct_other, orders_p, base, base_child, fills, quotes;
+ WHERE table_name IN ('acct'::regclass, 'ug_fills'::regclass) ORDER BY table_name::text;
+DROP TABLE acct, acct_other, orders_p, base, base_child, ug_fills, quotes;
 DROP SERVER tg_dummy CASCADE;
 DROP FOREIGN DATA WRAPPER tg_dummy_fdw;
