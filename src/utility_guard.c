@@ -18,8 +18,10 @@
  *
  * Allowed, as maintenance: CREATE INDEX and REINDEX on the extension's
  * tables, VACUUM, ANALYZE, CLUSTER, COMMENT, what ALTER EXTENSION
- * trading_guard UPDATE runs (its script), and anything trading_guard
- * itself runs internally.  Everything else needs maintenance mode:
+ * trading_guard UPDATE runs (its script), and what PostgreSQL drops
+ * internally (transient heaps, old indexes).  The DDL that trading_guard
+ * runs itself touches only users' tables.  Everything else needs
+ * maintenance mode:
  * trading_guard.maintenance, which only a superuser can turn on, only with
  * SET or SET LOCAL (never from a configuration file or ALTER ROLE/DATABASE/
  * SYSTEM).  What runs in maintenance mode is logged (LOG, with the role).
