@@ -20,6 +20,7 @@ OBJS = \
 	src/protect.o \
 	src/audit.o \
 	src/audit_ddl.o \
+	src/utility_guard.o \
 	src/run_sql.o \
 	src/own_tables.o \
 	src/conn_rules.o \
@@ -53,6 +54,7 @@ REGRESS = \
 	audit_types \
 	audit_partitions \
 	audit_guard \
+	own_objects \
 	conn_rules \
 	redact \
 	vault \

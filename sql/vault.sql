@@ -160,9 +160,13 @@ SELECT * FROM trading_guard.rekey();
 CREATE ROLE tg_vault_bot;
 CREATE ROLE tg_vault_officer;
 CREATE ROLE tg_vault_nobody;
+-- (grants on the extension's objects need maintenance mode, see own_objects)
+BEGIN;
+SET LOCAL trading_guard.maintenance = on;
 GRANT EXECUTE ON FUNCTION trading_guard.sign_request(text, text, text) TO tg_vault_bot;
 GRANT EXECUTE ON FUNCTION trading_guard.reveal_credential(text, text) TO tg_vault_officer;
 GRANT SELECT ON trading_guard.credentials TO tg_vault_officer;
+COMMIT;
 SET ROLE tg_vault_nobody;
 SELECT trading_guard.sign_request('binance', 'main', 'x');
 SELECT trading_guard.reveal_credential('binance', 'main');

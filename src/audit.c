@@ -40,6 +40,7 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -1178,6 +1179,52 @@ tg_log_indexes_build(Relation rel)
 	log_indexes.valid = true;
 }
 
+/*
+ * Refuse to write into a log that is no trail: unlogged (a crash empties
+ * it), under row level security (policies could hide rows from auditors),
+ * or whose append-only guard trigger is not in force as this backend sees
+ * it (the executor fires triggers from the same relcache trigdesc, so a
+ * guard switched off by DML on pg_trigger shows here as soon as it would
+ * stop firing).  src/utility_guard.c refuses the DDL that would do this;
+ * this catches what goes around it.
+ */
+#define TG_GUARD_EVENTS (TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_UPDATE | \
+						 TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE)
+
+static void
+tg_check_log_safe(Relation rel)
+{
+	const char *why = NULL;
+	bool		guard = false;
+
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		why = "It is not a permanent, WAL-logged table: a crash would empty it.";
+	else if (rel->rd_rel->relrowsecurity)
+		why = "Row level security is enabled on it: policies could hide rows from auditors.";
+	else
+	{
+		TriggerDesc *td = rel->trigdesc;
+
+		for (int i = 0; td != NULL && i < td->numtriggers; i++)
+		{
+			Trigger    *t = &td->triggers[i];
+
+			if (strcmp(t->tgname, "audit_log_append_only") == 0 &&
+				t->tgenabled == TRIGGER_FIRES_ALWAYS &&
+				(t->tgtype & TG_GUARD_EVENTS) == TG_GUARD_EVENTS)
+				guard = true;
+		}
+		if (!guard)
+			why = "Its append-only guard trigger audit_log_append_only is missing, disabled or not ENABLE ALWAYS.";
+	}
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_AUDIT_LOG_UNSAFE),
+				 errmsg("trading_guard.audit_log cannot be trusted: nothing is recorded into it"),
+				 errdetail("%s", why),
+				 errhint("A superuser restores it in maintenance mode (SET LOCAL trading_guard.maintenance = on); until then audited changes are refused.")));
+}
+
 static void
 tg_writer_open(TgAuditWriter *w)
 {
@@ -1191,6 +1238,7 @@ tg_writer_open(TgAuditWriter *w)
 
 	memset(w, 0, offsetof(TgAuditWriter, slots));
 	w->rel = table_open(logoid, RowExclusiveLock);
+	tg_check_log_safe(w->rel);
 	if (RelationGetDescr(w->rel)->natts != AL_NATTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

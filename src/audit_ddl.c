@@ -21,6 +21,12 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "catalog/pg_class.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
@@ -29,6 +35,7 @@
 #include "miscadmin.h"
 #include "tcop/deparse_utility.h"
 #include "tcop/tcopprot.h"
+#include "utils/aclchk_internal.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -40,6 +47,7 @@
 #include "audit.h"
 #include "run_sql.h"
 #include "trading_guard.h"
+#include "utility_guard.h"
 
 static bool in_audit_ddl = false;
 
@@ -83,14 +91,57 @@ tg_has_trigger(Oid relid, const char *tgname)
 }
 
 /*
+ * Refuse to audit relid when its audit triggers would not see every row
+ * that reads as its own: a foreign table (its triggers cannot have
+ * transition tables) or a table with inheritance children (rows written
+ * through a child appear in the parent without firing its triggers).
+ */
+static void
+tg_check_coverable(Oid relid)
+{
+	List	   *children;
+	ListCell   *lc;
+
+	if (get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE)
+	{
+		tg_log_refusal("a foreign table cannot be audited", get_rel_name(relid));
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_FOREIGN_PARTITION),
+				 errmsg("foreign table \"%s\" cannot be audited", get_rel_name(relid)),
+				 errdetail("Its rows would not be recorded: triggers on a foreign table cannot have transition tables."),
+				 errhint("Detach it from the audited partitioned table, or use a local partition.")));
+	}
+	children = find_inheritance_children(relid, NoLock);
+	foreach(lc, children)
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (get_rel_relispartition(child))
+			continue;
+		tg_log_refusal("a table with inheritance children cannot be audited",
+					   get_rel_name(relid));
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_INHERITANCE_CHILD),
+				 errmsg("table \"%s\" cannot be audited: it has inheritance children", get_rel_name(relid)),
+				 errdetail("Rows written through \"%s\" would appear in it without being recorded.",
+						   get_rel_name(child)),
+				 errhint("Remove the inheritance (ALTER TABLE ... NO INHERIT) or use a partitioned table.")));
+	}
+	list_free(children);
+}
+
+/*
  * Create the audit triggers of relid that are missing, ENABLE ALWAYS, so
  * they fire under session_replication_role = replica too.  Caller has SPI.
  */
 static void
 tg_attach_triggers(Oid relid)
 {
-	char	   *rel = tg_qualified_name(relid);
+	char	   *rel;
 	bool		save = in_audit_ddl;
+
+	tg_check_coverable(relid);
+	rel = tg_qualified_name(relid);
 
 	in_audit_ddl = true;
 	PG_TRY();
@@ -331,6 +382,151 @@ tg_check_settings(Oid root, Oid relid)
 				 errhint("Remove the column from the masked and excluded columns with trading_guard.enable_audit() first, in the same transaction.")));
 }
 
+/* SQL: is the table in $1 audited or protected?  (x: the expression of its OID) */
+#define TG_GUARDED(x) \
+	"(EXISTS (SELECT 1 FROM trading_guard.audit_config ac" \
+	"          WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) " x ")" \
+	" OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t" \
+	"             WHERE t.tgrelid OPERATOR(pg_catalog.=) " x \
+	"               AND (t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.audit_trigger()'::pg_catalog.regprocedure" \
+	"                 OR t.tgfoid OPERATOR(pg_catalog.=) 'trading_guard.protect_orders_trigger()'::pg_catalog.regprocedure)))"
+
+/*
+ * Refuse what a DDL command did to table relid if rows could then reach an
+ * audited or protected table without its triggers: relid now inherits
+ * (not as a partition) from such a table; relid is such a table and has an
+ * inheritance child (protect_orders() on it); a foreign table is now in the
+ * partition tree of an audited table (CREATE FOREIGN TABLE ... PARTITION
+ * OF, ATTACH PARTITION).  The refusal rolls the command back, so it is
+ * recorded in the server log, not in audit_log.  Caller has SPI.
+ */
+static void
+tg_check_inheritance(Oid relid)
+{
+	TgSqlArgs	args = {0};
+	Oid			parent;
+	Oid			child;
+	Oid			foreign;
+
+	tg_sql_arg(&args, OIDOID, ObjectIdGetDatum(relid));
+	if (tg_sql("SELECT"
+			   " (SELECT i.inhparent FROM pg_catalog.pg_inherits i"
+			   "   WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid AND NOT c.relispartition"
+			   "     AND " TG_GUARDED("i.inhparent") " LIMIT 1),"
+			   " (SELECT i.inhrelid FROM pg_catalog.pg_inherits i, pg_catalog.pg_class k"
+			   "   WHERE i.inhparent OPERATOR(pg_catalog.=) c.oid"
+			   "     AND k.oid OPERATOR(pg_catalog.=) i.inhrelid AND NOT k.relispartition"
+			   "     AND " TG_GUARDED("c.oid") " LIMIT 1),"
+			   " (SELECT m.relid FROM pg_catalog.pg_partition_tree(c.oid::pg_catalog.regclass) m,"
+			   "                      pg_catalog.pg_class k"
+			   "   WHERE k.oid OPERATOR(pg_catalog.=) m.relid"
+			   "     AND k.relkind OPERATOR(pg_catalog.=) 'f'"
+			   "     AND EXISTS (SELECT 1 FROM trading_guard.audit_config ac"
+			   "                  WHERE ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid"
+			   "                     OR ac.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) ANY"
+			   "                        (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(c.oid::pg_catalog.regclass) a))"
+			   "   LIMIT 1)"
+			   " FROM pg_catalog.pg_class c"
+			   " WHERE c.oid OPERATOR(pg_catalog.=) $1"
+			   "   AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,f}'::pg_catalog.\"char\"[])",
+			   &args, 0, SPI_OK_SELECT) == 0)
+		return;
+	parent = tg_spi_oid(0, 1);
+	child = tg_spi_oid(0, 2);
+	foreign = tg_spi_oid(0, 3);
+
+	if (OidIsValid(parent))
+	{
+		tg_log_refusal("no inheritance children of audited or protected tables",
+					   get_rel_name(relid));
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_INHERITANCE_CHILD),
+				 errmsg("table \"%s\" cannot inherit from \"%s\": it is audited or its orders are checked",
+						get_rel_name(relid), get_rel_name(parent)),
+				 errdetail("Rows written through an inheritance child appear in the parent without firing its audit or order triggers."),
+				 errhint("Use a partitioned table: its partitions get the triggers.")));
+	}
+	if (OidIsValid(child))
+	{
+		tg_log_refusal("no inheritance children of audited or protected tables",
+					   get_rel_name(relid));
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_INHERITANCE_CHILD),
+				 errmsg("table \"%s\" cannot be audited or protected: it has inheritance children",
+						get_rel_name(relid)),
+				 errdetail("Rows written through \"%s\" would appear in it without firing its triggers.",
+						   get_rel_name(child)),
+				 errhint("Remove the inheritance (ALTER TABLE ... NO INHERIT) or use a partitioned table.")));
+	}
+	if (OidIsValid(foreign))
+	{
+		tg_log_refusal("no foreign partitions of audited tables", get_rel_name(foreign));
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_FOREIGN_PARTITION),
+				 errmsg("foreign table \"%s\" cannot be a partition of an audited table",
+						get_rel_name(foreign)),
+				 errdetail("Its rows would not be recorded: triggers on a foreign table cannot have transition tables."),
+				 errhint("Use a local partition, or stop auditing the partitioned table first.")));
+	}
+}
+
+/*
+ * GRANT or REVOKE on objects of schema trading_guard (which
+ * src/utility_guard.c only lets through in maintenance mode): one DDL row
+ * per object, since pg_event_trigger_ddl_commands() names none of them.
+ */
+static void
+tg_record_grant(HeapTuple row, TupleDesc desc, const char *tag)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(row, desc, 8, &isnull);
+	CollectedCommand *cmd;
+	Oid			nsp = get_namespace_oid("trading_guard", true);
+	Oid			classid;
+	ListCell   *lc;
+
+	if (isnull || !OidIsValid(nsp))
+		return;
+	cmd = (CollectedCommand *) DatumGetPointer(d);
+	if (cmd->type != SCT_Grant)
+		return;
+	switch (cmd->d.grant.istmt->objtype)
+	{
+		case OBJECT_TABLE:
+		case OBJECT_SEQUENCE:
+			classid = RelationRelationId;
+			break;
+		case OBJECT_FUNCTION:
+		case OBJECT_PROCEDURE:
+		case OBJECT_ROUTINE:
+			classid = ProcedureRelationId;
+			break;
+		case OBJECT_TYPE:
+		case OBJECT_DOMAIN:
+			classid = TypeRelationId;
+			break;
+		case OBJECT_SCHEMA:
+			classid = NamespaceRelationId;
+			break;
+		default:
+			return;
+	}
+	foreach(lc, cmd->d.grant.istmt->objects)
+	{
+		ObjectAddress a;
+
+		ObjectAddressSet(a, classid, lfirst_oid(lc));
+		if (classid == NamespaceRelationId ? a.objectId != nsp :
+			get_object_namespace(&a) != nsp)
+			continue;
+		tg_audit_write_event("DDL",
+							 classid == RelationRelationId ? a.objectId : InvalidOid,
+							 "trading_guard", NULL,
+							 tg_ddl_detail(tag, getObjectTypeDescription(&a, false),
+										   getObjectIdentity(&a, false), -1));
+	}
+}
+
 /*
  * Run handler for an event of an audit event trigger, unless trading_guard
  * itself is issuing the DDL (or installing itself): SPI connected, the
@@ -430,6 +626,11 @@ tg_ddl_command_end(EventTriggerData *trigdata)
 		own_object = !isnull && DatumGetBool(d);
 		d = SPI_getbinval(row, desc, 7, &isnull);
 		enabled = isnull ? 0 : DatumGetInt32(d);
+
+		if (OidIsValid(relid))
+			tg_check_inheritance(relid);
+		if (strcmp(tag, "GRANT") == 0 || strcmp(tag, "REVOKE") == 0)
+			tg_record_grant(row, desc, tag);
 
 		if (OidIsValid(root))
 		{

@@ -22,6 +22,7 @@
 #include "order_stats.h"
 #include "redact.h"
 #include "shmem.h"
+#include "utility_guard.h"
 #include "validate.h"
 #include "vault.h"
 
@@ -42,6 +43,7 @@ _PG_init(void)
 	tg_redact_init();
 	tg_keyring_init();
 	tg_vault_init();
+	tg_utility_guard_init();
 
 	MarkGUCPrefixReserved("trading_guard");
 }

@@ -38,6 +38,9 @@
 #define ERRCODE_TG_NOT_AUDITED			MAKE_SQLSTATE('T','G','0','6','1')
 /* TG062 (a column both excluded and masked, or a masked key) is raised by enable_audit() in SQL */
 #define ERRCODE_TG_AUDIT_SETTINGS_STALE	MAKE_SQLSTATE('T','G','0','6','3')
+#define ERRCODE_TG_INHERITANCE_CHILD	MAKE_SQLSTATE('T','G','0','6','4')
+#define ERRCODE_TG_FOREIGN_PARTITION	MAKE_SQLSTATE('T','G','0','6','5')
+#define ERRCODE_TG_AUDIT_LOG_UNSAFE		MAKE_SQLSTATE('T','G','0','6','6')
 
 /* key ring and credential vault (src/keyring.c, src/vault.c, src/redact.c) */
 #define ERRCODE_TG_LITERAL_SECRET		MAKE_SQLSTATE('T','G','0','7','0')
@@ -49,6 +52,10 @@
 #define ERRCODE_TG_WRONG_ENVIRONMENT	MAKE_SQLSTATE('T','G','0','7','6')
 #define ERRCODE_TG_SECRET_REUSED		MAKE_SQLSTATE('T','G','0','7','7')
 #define ERRCODE_TG_CREDENTIAL_EXISTS	MAKE_SQLSTATE('T','G','0','7','8')
+
+/* the extension's own objects (src/utility_guard.c) */
+#define ERRCODE_TG_OWN_OBJECT			MAKE_SQLSTATE('T','G','0','9','0')
+#define ERRCODE_TG_TRAIL_NOT_EMPTY		MAKE_SQLSTATE('T','G','0','9','1')
 
 /*
  * Symbols: a base asset of 2 to 10 characters followed by a quote asset of

@@ -1201,8 +1201,11 @@ $node->safe_psql('postgres', q{
 		END;
 		RETURN NULL;
 	END $$;
+	BEGIN;
+	SET LOCAL trading_guard.maintenance = on;  -- a trigger on the extension's table
 	CREATE TRIGGER rekey_witness AFTER UPDATE ON trading_guard.credential_store
-		FOR EACH ROW EXECUTE FUNCTION public.rekey_witness();});
+		FOR EACH ROW EXECUTE FUNCTION public.rekey_witness();
+	COMMIT;});
 my $to_rekey = $node->safe_psql('postgres',
 	'SELECT count(*) FROM trading_guard.credential_store WHERE revoked_at IS NULL AND key_version = 2');
 cmp_ok($to_rekey, '>=', 2, 'several credentials to re-encrypt in one batch');
@@ -1211,7 +1214,7 @@ is($node->safe_psql('postgres',
 	"$to_rekey/0/3", 'rekey() re-encrypts them all in one batch despite the trigger');
 is(sign($node, 'postgres', 'binance', 'doc', $BIN_PAYLOAD), $BIN_SIG,
 	'after it the Binance credential still signs');
-$node->safe_psql('postgres', 'DROP TRIGGER rekey_witness ON trading_guard.credential_store; DROP FUNCTION public.rekey_witness()');
+$node->safe_psql('postgres', 'BEGIN; SET LOCAL trading_guard.maintenance = on; DROP TRIGGER rekey_witness ON trading_guard.credential_store; DROP FUNCTION public.rekey_witness(); COMMIT');
 
 # ---------------------------------------------------------------------------
 # The server log never shows key material
