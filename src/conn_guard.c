@@ -28,6 +28,8 @@
  */
 #include "postgres.h"
 
+#include <openssl/ssl.h>
+
 #include "catalog/pg_authid.h"
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
@@ -35,6 +37,7 @@
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -69,13 +72,13 @@ static const struct config_enum_entry tls_options[] = {
 };
 
 /* GUCs */
-int			tg_connection_policy = TG_POLICY_ENFORCE;
-int			tg_ssl_min_protocol = TG_TLS_V1_2;
-bool		tg_allow_local = true;
-char	   *tg_rules = NULL;
-int			tg_max_auth_failures = 5;
-int			tg_failure_window = 60;
-int			tg_ban_time = 600;
+static int	tg_connection_policy = TG_POLICY_ENFORCE;
+static int	tg_ssl_min_protocol = TG_TLS_V1_2;
+static bool tg_allow_local = true;
+static char *tg_rules = NULL;
+static int	tg_max_auth_failures = 5;
+static int	tg_failure_window = 60;
+static int	tg_ban_time = 600;
 
 /* The parsed trading_guard.rules (the GUC's extra); never NULL once defined */
 static TgRuleSet *current_rules = NULL;
@@ -96,7 +99,14 @@ static bool refusing = false;
  */
 static bool cert_check_failed = false;
 
+/*
+ * The TLS handshake's ClientHello callback refused this connection (and
+ * recorded it); the handshake failure PostgreSQL logs next is ours.
+ */
+static bool hello_refused = false;
+
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+static openssl_tls_init_hook_typ prev_tls_init_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool
@@ -158,7 +168,7 @@ tls_name(int ordinal)
 
 /* Does one of the rule's roles name this role (role may be InvalidOid)? */
 static bool
-rule_matches_role(const TgRuleSet *set, const TgRule *rule,
+rule_matches_role(const TgRuleSet *set, const TgConnRule *rule,
 				  const char *user, Oid *roleid, bool *roleid_known)
 {
 	for (int i = 0; i < rule->nroles; i++)
@@ -284,7 +294,7 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 		a->reason = TG_REASON_NO_MATCHING_RULE;
 		for (int i = 0; i < set->nrules; i++)
 		{
-			const TgRule *rule = &set->rules[i];
+			const TgConnRule *rule = &set->rules[i];
 
 			if (!tg_rule_matches_addr(set, rule, &a->addr) ||
 				!rule_matches_role(set, rule, port->user_name, &roleid, &roleid_known))
@@ -377,6 +387,86 @@ conn_client_auth(Port *port, int status)
 							   detail, port->user_name, port->database_name, addrbuf)));
 }
 
+/*
+ * OpenSSL's ClientHello callback: refuse a TLS connection from a banned
+ * address, or from one that no rule of trading_guard.rules could admit
+ * whatever the role, before any password is exchanged.  It runs in the new
+ * backend, inside SSL_accept() called from ProcessStartupPacket(): MyProcPort
+ * holds the client's address, the startup packet (role, database) has not
+ * been read, there is no PGPROC, no transaction and no database, so it looks
+ * only at shared memory (the ban table) and at the parsed rules, which the
+ * backend inherited from the postmaster.  Only with connection_policy =
+ * enforce: log mode records what it would refuse after authentication.
+ *
+ * Refusing sends the client a TLS "access denied" alert; SSL_accept() fails
+ * and PostgreSQL logs the failed handshake (COMMERROR), which conn_log_hook
+ * then leaves alone, as the refusal is already recorded here.
+ */
+static int
+conn_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	TgConnAttempt a;
+	TimestampTz until;
+	char		addrbuf[64];
+	char	   *detail;
+
+	if (tg_connection_policy != TG_POLICY_ENFORCE || MyProcPort == NULL)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if (hello_refused)
+	{
+		/* a second ClientHello (after a HelloRetryRequest): same answer */
+		*alert = SSL_AD_ACCESS_DENIED;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+
+	memset(&a, 0, sizeof(a));
+	if (!tg_addr_from_sockaddr(&MyProcPort->raddr.addr, &a.addr))
+		return SSL_CLIENT_HELLO_SUCCESS;
+	tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
+
+	if (tg_conn_banned(&a.addr, &until))
+	{
+		a.reason = TG_REASON_BANNED;
+		detail = psprintf("address %s is banned until %s", addrbuf,
+						  timestamptz_to_str(until));
+	}
+	else if (!rules_invalid && !tg_rules_admit_addr(current_rules, &a.addr))
+	{
+		a.reason = TG_REASON_NO_MATCHING_RULE;
+		detail = psprintf("no rule of trading_guard.rules allows any role from %s",
+						  addrbuf);
+	}
+	else
+		return SSL_CLIENT_HELLO_SUCCESS;
+
+	a.tls = true;
+	a.decision = TG_CONN_REFUSED;
+	hello_refused = true;
+	tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
+	ereport(LOG,
+			(errmsg("trading_guard: connection refused in the TLS handshake"),
+			 errdetail_log("trading_guard: %s (address %s).", detail, addrbuf)));
+	pfree(detail);
+
+	*alert = SSL_AD_ACCESS_DENIED;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
+/*
+ * openssl_tls_init_hook: called by be_tls_init() for each new SSL_CTX, in
+ * the postmaster at start and at each reload (backends inherit the context
+ * when they fork), before PostgreSQL loads the certificates into it.  Chain
+ * to the previous hook (PostgreSQL's default sets the passphrase callback),
+ * then install the ClientHello callback.
+ */
+static void
+conn_tls_init(SSL_CTX *context, bool isServerStart)
+{
+	if (prev_tls_init_hook)
+		prev_tls_init_hook(context, isServerStart);
+	SSL_CTX_set_client_hello_cb(context, conn_client_hello, NULL);
+}
+
 /* Which refusal by PostgreSQL is this log message, if any? */
 static bool
 classify_refusal(const ErrorData *edata, TgConnReason *reason)
@@ -406,10 +496,64 @@ classify_refusal(const ErrorData *edata, TgConnReason *reason)
 }
 
 /*
+ * Is this process a client backend still setting up its connection: the
+ * TLS handshake, the startup packet, authentication and the session's
+ * start (the role looked up), until PostgresMain switches to normal
+ * processing?  A FATAL there is a failed login; the same SQLSTATE raised
+ * later in a session (exit_on_error, RAISE ... USING ERRCODE) is not.
+ */
+static bool
+connection_starting(void)
+{
+	return MyProcPort != NULL && !IsNormalProcessingMode();
+}
+
+/*
+ * Make a login failure look exactly like the guard's own refusal: SQLSTATE
+ * 28000, "connection refused" (or our own message when it is our refusal),
+ * no detail, hint or context for the client, and the same source location,
+ * which the protocol sends too.  PostgreSQL's own message and log detail go
+ * to the server log only (detail_log).  Allocates in ErrorContext, where
+ * the error data lives.
+ */
+static void
+make_generic(ErrorData *edata, bool ours)
+{
+	MemoryContext oldcontext = MemoryContextSwitchTo(ErrorContext);
+
+	if (!ours)
+	{
+		const char *why = edata->detail_log ? edata->detail_log : edata->detail;
+
+		edata->detail_log = psprintf("trading_guard: PostgreSQL refused the login: %s%s%s",
+									 edata->message ? edata->message : "",
+									 why ? ": " : "", why ? why : "");
+		edata->message = pstrdup("connection refused");
+	}
+	edata->sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+	edata->detail = NULL;
+	edata->hint = NULL;
+	edata->context = NULL;
+	edata->schema_name = edata->table_name = edata->column_name = NULL;
+	edata->datatype_name = edata->constraint_name = NULL;
+	edata->internalquery = NULL;
+	edata->cursorpos = edata->internalpos = 0;
+	edata->filename = "conn_guard.c";
+	edata->lineno = 1;
+	edata->funcname = "conn_client_auth";
+	MemoryContextSwitchTo(oldcontext);
+}
+
+/*
  * emit_log_hook: record the connection attempts that PostgreSQL refuses
  * (pg_hba.conf, password, client certificate, TLS handshake, unknown role),
- * which never reach conn_client_auth.  Called for every message this
- * process logs, so it returns at once for anything but FATAL and COMMERROR.
+ * which never reach conn_client_auth, and, under connection_policy =
+ * enforce, make every failed TCP login (ours or PostgreSQL's) look the
+ * same to the client, so that a wrong password, an unknown role and a role
+ * the allowlist refuses cannot be told apart.  Called for every message
+ * this process logs, so it returns at once for anything but FATAL,
+ * COMMERROR and the one LOG message it watches for; the previous hook runs
+ * last and sees the rewritten message.
  */
 static void
 conn_log_hook(ErrorData *edata)
@@ -417,30 +561,41 @@ conn_log_hook(ErrorData *edata)
 	TgConnReason reason;
 	TgConnAttempt a;
 
+	if (edata->elevel == LOG)
+	{
+		if (ClientAuthInProgress && edata->message_id &&
+			strncmp(edata->message_id, "certificate validation (clientcert=verify-full) failed", 54) == 0)
+			cert_check_failed = true;
+	}
+	else if ((edata->elevel == FATAL || edata->elevel == COMMERROR) &&
+			 connection_starting() &&
+			 tg_connection_policy != TG_POLICY_OFF && !hello_refused)
+	{
+		/* a login failure of PostgreSQL's own (ours is recorded already) */
+		bool		failed = !refusing && classify_refusal(edata, &reason);
+
+		if (failed)
+		{
+			describe_port(MyProcPort, &a);
+			if (reason == TG_REASON_TLS_HANDSHAKE)
+			{
+				a.tls = true;	/* though ssl_in_use is not set */
+				a.role = a.database = a.application = NULL; /* not read yet */
+			}
+			a.decision = TG_CONN_REFUSED;
+			a.reason = reason;
+			tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
+		}
+
+		if (edata->elevel == FATAL && (failed || refusing) &&
+			tg_connection_policy == TG_POLICY_ENFORCE &&
+			(MyProcPort->raddr.addr.ss_family == AF_INET ||
+			 MyProcPort->raddr.addr.ss_family == AF_INET6))
+			make_generic(edata, refusing);
+	}
+
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
-
-	if (edata->elevel == LOG && ClientAuthInProgress && edata->message_id &&
-		strncmp(edata->message_id, "certificate validation (clientcert=verify-full) failed", 54) == 0)
-	{
-		cert_check_failed = true;
-		return;
-	}
-	if ((edata->elevel != FATAL && edata->elevel != COMMERROR) ||
-		MyProcPort == NULL || refusing ||
-		tg_connection_policy == TG_POLICY_OFF ||
-		!classify_refusal(edata, &reason))
-		return;
-
-	describe_port(MyProcPort, &a);
-	if (reason == TG_REASON_TLS_HANDSHAKE)
-	{
-		a.tls = true;			/* though ssl_in_use is not set */
-		a.role = a.database = a.application = NULL;	/* not read yet */
-	}
-	a.decision = TG_CONN_REFUSED;
-	a.reason = reason;
-	tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
 }
 
 /*
@@ -519,4 +674,6 @@ tg_conn_guard_init(void)
 	ClientAuthentication_hook = conn_client_auth;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = conn_log_hook;
+	prev_tls_init_hook = openssl_tls_init_hook;
+	openssl_tls_init_hook = conn_tls_init;
 }

@@ -217,7 +217,7 @@ parse_pass(const char *text, TgRuleSet *set, int *nrules, int *nroles,
 
 	while (t != TOK_END)
 	{
-		TgRule		rule;
+		TgConnRule	rule;
 
 		if (t == TOK_SEMI)		/* empty rule */
 		{
@@ -363,7 +363,7 @@ tg_rules_parse(const char *text, char **error)
 		return NULL;
 
 	size = MAXALIGN(sizeof(TgRuleSet)) +
-		MAXALIGN(nrules * sizeof(TgRule)) +
+		MAXALIGN(nrules * sizeof(TgConnRule)) +
 		MAXALIGN(nroles * sizeof(TgRoleRef)) +
 		nnets * sizeof(TgNet);
 	set = malloc(size);
@@ -373,8 +373,8 @@ tg_rules_parse(const char *text, char **error)
 	set->nrules = nrules;
 	set->nroles = nroles;
 	set->nnets = nnets;
-	set->rules = (TgRule *) ((char *) set + MAXALIGN(sizeof(TgRuleSet)));
-	set->roles = (TgRoleRef *) ((char *) set->rules + MAXALIGN(nrules * sizeof(TgRule)));
+	set->rules = (TgConnRule *) ((char *) set + MAXALIGN(sizeof(TgRuleSet)));
+	set->roles = (TgRoleRef *) ((char *) set->rules + MAXALIGN(nrules * sizeof(TgConnRule)));
 	set->nets = (TgNet *) ((char *) set->roles + MAXALIGN(nroles * sizeof(TgRoleRef)));
 
 	if (!parse_pass(text, set, &r2, &o2, &n2, error))
@@ -450,13 +450,31 @@ net_contains(const TgNet *net, const TgAddr *addr)
 
 /* Does one of the rule's networks contain the address? */
 bool
-tg_rule_matches_addr(const TgRuleSet *set, const TgRule *rule, const TgAddr *addr)
+tg_rule_matches_addr(const TgRuleSet *set, const TgConnRule *rule, const TgAddr *addr)
 {
 	int			i;
 
 	for (i = 0; i < rule->nnets; i++)
 	{
 		if (net_contains(&set->nets[rule->first_net + i], addr))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Could some rule admit a client from this address, whatever its role and
+ * certificate?  The TLS handshake asks, before the role is known.  An empty
+ * rule list (no allowlist) admits every address.
+ */
+bool
+tg_rules_admit_addr(const TgRuleSet *set, const TgAddr *addr)
+{
+	if (set == NULL || set->nrules == 0)
+		return true;
+	for (int i = 0; i < set->nrules; i++)
+	{
+		if (tg_rule_matches_addr(set, &set->rules[i], addr))
 			return true;
 	}
 	return false;

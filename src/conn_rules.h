@@ -38,14 +38,14 @@ typedef struct TgNet
 	uint8		bytes[16];
 } TgNet;
 
-typedef struct TgRule
+typedef struct TgConnRule
 {
 	int			first_role;		/* index into TgRuleSet.roles */
 	int			nroles;
 	int			first_net;		/* index into TgRuleSet.nets */
 	int			nnets;
 	bool		cert;			/* a valid client certificate is required */
-} TgRule;
+} TgConnRule;
 
 /*
  * A parsed rule list, allocated as one malloc'd block (it is a GUC "extra"),
@@ -56,7 +56,7 @@ typedef struct TgRuleSet
 	int			nrules;
 	int			nroles;
 	int			nnets;
-	TgRule	   *rules;
+	TgConnRule *rules;
 	TgRoleRef  *roles;
 	TgNet	   *nets;
 } TgRuleSet;
@@ -64,8 +64,9 @@ typedef struct TgRuleSet
 extern TgRuleSet *tg_rules_parse(const char *text, char **error);
 extern void tg_addr_set(TgAddr *addr, bool ipv6, const uint8 *bytes);
 extern bool tg_addr_from_sockaddr(const struct sockaddr_storage *sa, TgAddr *addr);
-extern bool tg_rule_matches_addr(const TgRuleSet *set, const TgRule *rule,
+extern bool tg_rule_matches_addr(const TgRuleSet *set, const TgConnRule *rule,
 								 const TgAddr *addr);
+extern bool tg_rules_admit_addr(const TgRuleSet *set, const TgAddr *addr);
 extern void tg_addr_format(const TgAddr *addr, char *buf, size_t buflen);
 
 #endif							/* TG_CONN_RULES_H */

@@ -33,6 +33,7 @@
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "storage/spin.h"
@@ -46,8 +47,10 @@
 
 /*
  * A failed attempt without TLS that follows a failed TLS attempt from the
- * same address, role and database within this many seconds is libpq's
- * sslmode=prefer retry (or "allow"'s) and is not counted a second time.
+ * same address, role and database (or any role and database, when the TLS
+ * attempt failed in the handshake, before they were sent) within this many
+ * seconds is libpq's sslmode=prefer retry (or "allow"'s) and is not counted
+ * a second time.
  */
 #define TG_PREFER_RETRY_SECS 10
 
@@ -65,7 +68,8 @@ typedef struct TgAddrEntry
 	TimestampTz banned_until;	/* 0 = not banned */
 	/* the last counted failure, to recognise an sslmode=prefer retry */
 	TimestampTz last_fail_time;
-	uint32		last_fail_who;	/* hash of role and database */
+	uint32		last_fail_who;	/* hash of role and database; 0 = not known
+								 * (refused in the TLS handshake) */
 	bool		last_fail_tls;
 } TgAddrEntry;
 
@@ -96,8 +100,9 @@ typedef struct TgConnShared
 	/* then max_tracked_addresses TgAddrEntry, then max_connection_events TgConnEvent */
 } TgConnShared;
 
-int			tg_max_connection_events = 1000;
-int			tg_max_tracked_addresses = 1024;
+/* postmaster GUCs */
+static int	tg_max_connection_events = 1000;
+static int	tg_max_tracked_addresses = 1024;
 
 static TgConnShared *conn_shared = NULL;
 static TgAddrEntry *conn_addrs = NULL;
@@ -243,7 +248,8 @@ count_failure(const TgConnAttempt *a, TimestampTz now, uint32 who,
 	if (e->banned_until > now)
 		return false;			/* already banned: no extension */
 
-	if (!tls && e->last_fail_tls && e->last_fail_who == who &&
+	if (!tls && e->last_fail_tls &&
+		(e->last_fail_who == who || e->last_fail_who == 0) &&
 		!TimestampDifferenceExceeds(e->last_fail_time, now,
 									TG_PREFER_RETRY_SECS * 1000))
 	{
@@ -275,13 +281,63 @@ count_failure(const TgConnAttempt *a, TimestampTz now, uint32 who,
 	return false;
 }
 
+/*
+ * Copy a name the client sent (role, database, application name) into an
+ * event, as valid UTF-8: a byte that does not start a legal UTF-8 sequence,
+ * and a control character, becomes \xNN.  The client may send anything
+ * before it is authenticated, and an invalid byte stored here would make
+ * every later read of connection_events fail in conversions (for example
+ * with client_encoding = LATIN1).  Truncates at whole characters and whole
+ * escapes, so a long name never ends in half a character.
+ */
 static void
 copy_name(char *dst, const char *src, size_t len)
 {
-	if (src)
-		strlcpy(dst, src, len);
-	else
+	const unsigned char *p = (const unsigned char *) src;
+	size_t		n = 0;
+
+	if (src == NULL)
+	{
 		dst[0] = '\0';
+		return;
+	}
+	while (*p != '\0')
+	{
+		int			l = pg_utf_mblen(p);
+		bool		legal;
+
+		if (l == 1)
+			legal = *p >= 0x20 && *p < 0x7f;
+		else
+		{
+			/* a legal sequence must not run into the terminating zero */
+			legal = true;
+			for (int i = 1; i < l; i++)
+			{
+				if (p[i] == '\0')
+				{
+					legal = false;
+					break;
+				}
+			}
+			legal = legal && pg_utf8_islegal(p, l);
+		}
+		if (!legal)
+		{
+			if (n + 4 >= len)
+				break;
+			snprintf(dst + n, len - n, "\\x%02x", *p);
+			n += 4;
+			p++;
+			continue;
+		}
+		if (n + l >= len)
+			break;
+		memcpy(dst + n, p, l);
+		n += l;
+		p += l;
+	}
+	dst[n] = '\0';
 }
 
 /*

@@ -63,10 +63,6 @@ typedef struct TgConnAttempt
 	int			rule;			/* 1-based; 0 = none */
 } TgConnAttempt;
 
-/* postmaster GUCs */
-extern int	tg_max_connection_events;
-extern int	tg_max_tracked_addresses;
-
 extern void tg_conn_state_init(void);
 extern void tg_conn_record(const TgConnAttempt *attempt, int max_failures,
 						   int failure_window_s, int ban_time_s);
