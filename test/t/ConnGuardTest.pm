@@ -16,7 +16,8 @@ use Exporter 'import';
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(make_certs ssl_conf set_conf next_app refused events);
+our @EXPORT =
+  qw(make_certs ssl_conf set_conf next_app refused refused_in_handshake events last_tcp_event);
 
 # Make, with the openssl command, into $dir (a tempdir of the test, never
 # the repository):
@@ -179,6 +180,48 @@ sub refused
 	} 0 .. $#messages;
 	$node->log_check($name, $offset, log_like => [qr/$log_re/]);
 	return;
+}
+
+# A TLS attempt the guard refuses in the handshake (a banned address, or one
+# no rule admits): the client gets a TLS "access denied" alert and nothing
+# from PostgreSQL, so no password was exchanged; the server log has the
+# guard's line, whose DETAIL must match $detail after "trading_guard: ".
+sub refused_in_handshake
+{
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($node, $connstr, $name, $detail) = @_;
+	my $offset = -s $node->logfile;
+	my ($ret, $out, $err) = $node->psql(
+		'postgres', undef,
+		connstr => $connstr,
+		extra_params => ['-w'],
+		on_error_stop => 0);
+	isnt($ret, 0, "$name: refused");
+	like($err, qr/SSL error: tlsv1 alert access denied/,
+		"$name: refused in the TLS handshake");
+	unlike($err, qr{FATAL|rule|trading_guard|DETAIL|HINT},
+		"$name: the client is told nothing else");
+	$node->log_check($name, $offset,
+		log_like => [
+			qr/LOG:  trading_guard: connection refused in the TLS handshake\n[^\n]*DETAIL:  trading_guard: [^\n]*$detail/
+		]);
+	return;
+}
+
+# The last event of a TCP attempt, as events() formats it: for attempts
+# refused in the TLS handshake, which sent no application_name.
+sub last_tcp_event
+{
+	my ($node) = @_;
+	return $node->safe_psql(
+		'postgres', q{
+		SELECT format('%s %s %s %s %s cert=%s rule=%s', decision, reason,
+		              coalesce(host(client_addr), '-'), coalesce(role_name, '-'),
+		              coalesce(ssl_version, '-'), client_cert,
+		              coalesce(rule::text, '-'))
+		FROM trading_guard.connection_events
+		WHERE client_addr IS NOT NULL
+		ORDER BY event_time DESC LIMIT 1});
 }
 
 1;
