@@ -7,10 +7,17 @@
  *	  for, or from banned addresses; and an emit_log_hook that records the
  *	  logins PostgreSQL itself refuses before the hook would run.
  *
- * Both hooks exist only when the library is preloaded.  The hook runs after
- * PostgreSQL's own authentication (pg_hba.conf, password, certificate), so
+ * An openssl_tls_init_hook installs a ClientHello callback that refuses
+ * banned addresses and addresses no rule admits in the TLS handshake, before
+ * any password is exchanged.  Everything else (plaintext, role-level rules,
+ * cert rules, the TLS version) can only be decided once PostgreSQL's own
+ * authentication (pg_hba.conf, password, certificate) has run, so
  * pg_hba.conf hostssl lines remain the first defence: by the time we refuse
- * a plaintext connection its password has crossed the wire.
+ * a plaintext connection its password has crossed the wire.  The log hook
+ * makes every failed TCP login look like the guard's refusal, so that the
+ * answer to a wrong password says nothing about the allowlist.
+ *
+ * The hooks exist only when the library is preloaded.
  *
  * Settings are PGC_SIGHUP.  trading_guard.rules is parsed by its check hook
  * (src/conn_rules.c), once per reload in each process; backends inherit the
