@@ -315,6 +315,7 @@ tg_audit_init(void)
 	audit_cache = hash_create("trading_guard audited relations", 64, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(tg_audit_relcache_callback, (Datum) 0);
+	tg_audit_merge_init();
 }
 
 /* OID of relation relname in schema trading_guard, or InvalidOid */
