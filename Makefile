@@ -20,6 +20,7 @@ OBJS = \
 	src/protect.o \
 	src/audit.o \
 	src/audit_ddl.o \
+	src/audit_merge.o \
 	src/utility_guard.o \
 	src/run_sql.o \
 	src/own_tables.o \

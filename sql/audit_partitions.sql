@@ -46,6 +46,75 @@ TRUNCATE ptrades;
 SELECT table_name, count(*) FROM trading_guard.audit_log
  WHERE operation = 'TRUNCATE' AND table_name LIKE 'ptrades%' GROUP BY 1 ORDER BY 1;
 
+-- MERGE and rows moved between partitions (README, "Partitioned tables").
+-- PostgreSQL 15 hands a row a MERGE moves to the DELETE and INSERT
+-- transition tables, whose triggers fire only when the MERGE has those
+-- actions: a MERGE that sets a partition key column is refused (TG067)
+-- unless it has both; a plain UPDATE that moves a row is one UPDATE.
+INSERT INTO ptrades VALUES (11, '2026-11-11', 'BTCUSDT', 1, 's11'), (12, '2026-11-12', 'ETHUSDT', 2, 's12'),
+                           (13, '2026-11-13', 'SOLUSDT', 3, 's13');
+SELECT max(id) AS merge_mark FROM trading_guard.audit_log \gset
+UPDATE ptrades SET day = '2026-12-11' WHERE id = 11;
+-- only an UPDATE action (it would have left no audit row at all), UPDATE and
+-- DELETE, UPDATE and INSERT: refused, nothing changed
+MERGE INTO ptrades t USING (VALUES (12, '2026-12-12'::date)) s(id, day) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET day = s.day, qty = 20;
+MERGE INTO ptrades t USING (VALUES (12, '2026-12-12'::date)) s(id, day) ON t.id = s.id
+  WHEN MATCHED AND s.day IS NULL THEN DELETE
+  WHEN MATCHED THEN UPDATE SET day = s.day;
+MERGE INTO ptrades t USING (VALUES (12, '2026-12-12'::date)) s(id, day) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET (qty, day) = (20, s.day)
+  WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.day, 'XRPUSDT', 4, 's14');
+-- the sub-partitions' key (id, hash) counts too; a MERGE into a sub-partitioned
+-- partition is checked like one into the root
+MERGE INTO ptrades t USING (VALUES (12)) s(id) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET id = 112;
+MERGE INTO ptrades_2026_12 t USING (VALUES (11)) s(id) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET id = 111;
+-- prepared before the table was audited: checked again when it runs
+CREATE TABLE pmerge (id int, part int, PRIMARY KEY (id, part)) PARTITION BY LIST (part);
+CREATE TABLE pmerge_1 PARTITION OF pmerge FOR VALUES IN (1);
+CREATE TABLE pmerge_2 PARTITION OF pmerge FOR VALUES IN (2);
+INSERT INTO pmerge VALUES (1, 1);
+PREPARE move_it AS MERGE INTO pmerge t USING (VALUES (1)) s(id) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET part = 3 - t.part;
+EXECUTE move_it;
+SELECT trading_guard.enable_audit('pmerge');
+EXECUTE move_it;
+SELECT tableoid::regclass, * FROM pmerge;
+DEALLOCATE move_it;
+SELECT trading_guard.disable_audit('pmerge');
+DROP TABLE pmerge;
+-- allowed: an UPDATE action that sets no key column (one UPDATE), a MERGE
+-- into a leaf partition (it cannot move rows), and one with INSERT and
+-- DELETE actions too: its moved row is recorded as a DELETE and an INSERT
+MERGE INTO ptrades t USING (VALUES (12, 22)) s(id, qty) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET qty = s.qty;
+MERGE INTO ptrades_2026_11 t USING (VALUES (12, 32)) s(id, qty) ON t.id = s.id
+  WHEN MATCHED THEN UPDATE SET qty = s.qty;
+MERGE INTO ptrades t
+  USING (VALUES (13, '2026-12-13'::date), (14, '2026-11-14'::date), (12, NULL)) s(id, day)
+  ON t.id = s.id
+  WHEN MATCHED AND s.day IS NULL THEN DELETE
+  WHEN MATCHED THEN UPDATE SET day = s.day
+  WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.day, 'XRPUSDT', 4, 's14');
+SELECT table_name, operation, row_key, old_key, old_row->>'day' AS old_day,
+       new_row->>'day' AS new_day, old_row->>'qty' AS old_qty, new_row->>'qty' AS new_qty,
+       changed_columns
+  FROM trading_guard.audit_log
+ WHERE id > :merge_mark AND table_name LIKE 'ptrades%'
+ ORDER BY id;
+SELECT operation, row_key FROM trading_guard.history('ptrades', '{"id": 13, "day": "2026-11-13"}');
+SELECT operation, row_key FROM trading_guard.history('ptrades', '{"id": 13, "day": "2026-12-13"}');
+TRUNCATE ptrades;
+
+-- audit_log.id (README, "What each audit row holds"): no unique index
+-- enforces it, and a superuser may still set its sequence (here to where it is)
+SELECT count(*) AS unique_indexes FROM pg_index
+ WHERE indrelid = 'trading_guard.audit_log'::regclass AND indisunique;
+SELECT setval('trading_guard.audit_log_id_seq', last_value) = last_value AS settable
+  FROM trading_guard.audit_log_id_seq;
+
 -- detached: audited on its own, with the root's settings
 ALTER TABLE ptrades DETACH PARTITION ptrades_2027_01;
 SELECT table_name, masked FROM trading_guard.audited_tables

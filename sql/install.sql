@@ -43,3 +43,18 @@ SELECT has_table_privilege('public', 'trading_guard.symbols', 'SELECT') AS symbo
 
 -- the stats view works when preloaded and starts with every rule
 SELECT filter, sqlstate FROM trading_guard.validation_stats ORDER BY sqlstate;
+
+-- every function and view has a comment (\df+ and \dv+ say what it is for),
+-- but the internal ones: trigger and event-trigger functions, the audit's
+-- helpers called by enable_audit/disable_audit and the event triggers, and
+-- load_exchange_info's exchange_info_decimal
+SELECT pg_describe_object(d.classid, d.objid, 0) AS without_comment
+  FROM pg_depend d
+ WHERE d.refclassid = 'pg_extension'::regclass
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'trading_guard')
+   AND d.deptype = 'e'
+   AND d.classid IN ('pg_proc'::regclass, 'pg_class'::regclass)
+   AND (d.classid <> 'pg_class'::regclass
+        OR (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'v')
+   AND obj_description(d.objid, d.classid::regclass::name) IS NULL
+ ORDER BY 1;

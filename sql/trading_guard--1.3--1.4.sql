@@ -78,3 +78,52 @@ SELECT ac.table_name,
 
 COMMENT ON VIEW trading_guard.audited_tables IS
 'audited tables; triggers_intact is false if an audit trigger was dropped or disabled, a member of the table''s tree (an inheritance child, a foreign partition) has none, or the append-only guard of audit_log is not ENABLE ALWAYS';
+
+-- ---------------------------------------------------------------------------
+-- Code review: COMMENT ON for the user-facing functions added in 1.2 and 1.3
+-- that had none (their views, mask_sensitive() and credential_store already
+-- had one), and the three of 1.0 that lacked one.  Not commented, being
+-- internal: the trigger and event-trigger functions, audit_record(),
+-- audit_attach_triggers() / audit_detach_triggers() and
+-- exchange_info_decimal() (sql/install.sql lists them); nor
+-- credentials_changed(), dropped above.
+-- ---------------------------------------------------------------------------
+
+COMMENT ON FUNCTION trading_guard.validation_stats() IS
+'refusals per validation rule since the last reset_validation_stats(); read it through the view of the same name';
+COMMENT ON FUNCTION trading_guard.reset_validation_stats() IS
+'zero the counters of validation_stats (superusers only unless granted)';
+COMMENT ON VIEW trading_guard.protected_tables IS
+'the tables protect_orders() guards, the columns its trigger checks, and whether it is enabled';
+
+COMMENT ON FUNCTION trading_guard.connection_stats() IS
+'connection attempts per decision and reason since the last reset_connection_stats(); read it through the view of the same name';
+COMMENT ON FUNCTION trading_guard.connection_events() IS
+'the last trading_guard.max_connection_events connection attempts, oldest first; read it through the view of the same name';
+COMMENT ON FUNCTION trading_guard.banned_addresses() IS
+'client addresses refused now because of too many failed or refused connection attempts; read it through the view of the same name';
+COMMENT ON FUNCTION trading_guard.reset_connection_stats() IS
+'zero the counters of connection_stats (superusers only unless granted)';
+COMMENT ON FUNCTION trading_guard.unban(inet) IS
+'lift the ban of a client address and forget its failures; false if it was not banned (superusers only unless granted)';
+
+COMMENT ON FUNCTION trading_guard.key_versions() IS
+'the versions of the loaded key ring with the key id (a fingerprint, never the key) of each, and which one encrypts';
+COMMENT ON FUNCTION trading_guard.key_ring_status() IS
+'whether a key ring is loaded, from which source and when, and the last failed load''s error';
+COMMENT ON FUNCTION trading_guard.store_credential(text, text, text, text, text, interval) IS
+'store an exchange API key and secret, the secret encrypted under the newest key; returns its id (bind the secret as a parameter: literals are refused)';
+COMMENT ON FUNCTION trading_guard.rotate_credential(text, text, text, text) IS
+'replace the API key and secret of an active credential, keeping its id and history';
+COMMENT ON FUNCTION trading_guard.revoke_credential(text, text, text) IS
+'revoke a credential: its row stays for the record, its ciphertext is destroyed; true if it was active';
+COMMENT ON FUNCTION trading_guard.reveal_credential(text, text) IS
+'the secret of an active credential, by exchange and label; recorded in audit_log and the server log (on the primary only)';
+COMMENT ON FUNCTION trading_guard.reveal_credential(bigint) IS
+'the secret of an active credential, by id; recorded in audit_log and the server log (on the primary only)';
+COMMENT ON FUNCTION trading_guard.sign_request(text, text, text) IS
+'lowercase hex HMAC-SHA256 of a request payload with a credential''s secret, made in the server (works on a standby too)';
+COMMENT ON FUNCTION trading_guard.rekey(integer) IS
+'re-encrypt up to batch_size credentials stored under an older key version to the newest; call it until remaining is 0';
+COMMENT ON FUNCTION trading_guard.credential_usage() IS
+'signatures, reveals and refusals per credential id since this server started, and the last use';

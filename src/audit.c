@@ -36,6 +36,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -314,6 +315,7 @@ tg_audit_init(void)
 	audit_cache = hash_create("trading_guard audited relations", 64, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(tg_audit_relcache_callback, (Datum) 0);
+	tg_audit_merge_init();
 }
 
 /* OID of relation relname in schema trading_guard, or InvalidOid */
@@ -1230,6 +1232,13 @@ tg_writer_open(TgAuditWriter *w)
 {
 	Oid			logoid = tg_audit_log_oid();
 
+	/* a standby cannot assign the transaction id an insert needs */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot write an audit row on a standby"),
+				 errdetail("What would be recorded is refused: a server in recovery cannot write to trading_guard.audit_log."),
+				 errhint("Run it on the primary.")));
 	if (!OidIsValid(logoid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -1773,6 +1782,12 @@ tg_purge_audit(PG_FUNCTION_ARGS)
 	JsonbValue	v;
 	JsonbValue *res;
 
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot purge the audit log on a standby"),
+				 errdetail("A server in recovery cannot delete rows; the purge replays from the primary."),
+				 errhint("Run purge_audit on the primary.")));
 	memset(&zero, 0, sizeof(zero));
 	if (DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(older_than),
 										 IntervalPGetDatum(&zero))))

@@ -16,6 +16,7 @@ extern char *tg_audit_actor;
 extern bool tg_audit_unchanged_updates;
 
 extern void tg_audit_init(void);
+extern void tg_audit_merge_init(void);
 
 /*
  * Write one audit row that is not a row change (enable, disable, DDL,

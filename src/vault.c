@@ -56,6 +56,7 @@
 #include <openssl/rand.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -1177,6 +1178,29 @@ reveal(CredEntry *e, const char *exchange, const char *label)
 	return result;
 }
 
+/*
+ * Refuse a reveal on a server in recovery (a hot standby), before anything
+ * is decrypted: every reveal writes its audit row, which needs a
+ * transaction id, and a standby cannot assign one.  Logged like the other
+ * refused reveals; what names the credential in that log line.  Signing
+ * records nothing and works on a standby.
+ */
+static void
+reveal_require_primary(const char *what)
+{
+	if (!RecoveryInProgress())
+		return;
+	ereport(LOG,
+			(errmsg("trading_guard: reveal of credential %s refused to %s: the server is a standby",
+					what, caller_description()),
+			 errhidestmt(true)));
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("cannot reveal a credential on a standby"),
+			 errdetail("Every reveal is recorded in trading_guard.audit_log, and a server in recovery cannot write."),
+			 errhint("Reveal on the primary; sign_request works on a standby.")));
+}
+
 /* SQL: reveal_credential(exchange text, label text) returns text */
 PG_FUNCTION_INFO_V1(tg_reveal_credential);
 Datum
@@ -1185,6 +1209,7 @@ tg_reveal_credential(PG_FUNCTION_ARGS)
 	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
 	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
 
+	reveal_require_primary(psprintf("%s/%s", exchange, label));
 	tg_keyring_require();
 	PG_RETURN_TEXT_P(reveal(cred_require("reveal", exchange, label), exchange, label));
 }
@@ -1204,6 +1229,7 @@ tg_reveal_credential_by_id(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("id must not be null")));
 	id = PG_GETARG_INT64(0);
+	reveal_require_primary(psprintf(INT64_FORMAT, id));
 	tg_keyring_require();
 
 	tg_sql_connect();

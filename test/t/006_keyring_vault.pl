@@ -270,12 +270,29 @@ sub versions
 		  FROM trading_guard.key_versions()});
 }
 
+# The key ring worker's log line of a load, once it is in the server log
+# (from $offset): it sets loaded_at or last_error_at in shared memory
+# first, and writes the line after, so a test that reads the log must wait
+# for the line itself, not only for key_ring_status().
+sub wait_for_ring_log
+{
+	my ($n, $expect, $offset) = @_;
+	$n->wait_for_log(
+		$expect eq 'ok'
+		? qr/LOG:  trading_guard: key ring loaded from /
+		: qr/WARNING:  trading_guard: could not load the key ring from .*\n.*DETAIL:  /,
+		$offset);
+	return;
+}
+
 # Reload and wait until the key ring worker has tried to load the ring:
-# a success moves loaded_at, a failure moves last_error_at.  Never a blind
-# sleep: the worker's outcome is polled in key_ring_status().
+# a success moves loaded_at, a failure moves last_error_at, and then its
+# log line is written.  Never a blind sleep: the worker's outcome is polled
+# in key_ring_status() and in the log.
 sub reload_ring
 {
 	my ($n, $expect) = @_;
+	my $offset = -s $n->logfile;
 	my $s = status($n);
 	my ($col, $prev) =
 	  $expect eq 'ok'
@@ -288,6 +305,7 @@ sub reload_ring
 		SELECT coalesce($col > nullif('$prev', '')::timestamptz, $col IS NOT NULL)$cond
 		  FROM trading_guard.key_ring_status()})
 	  or die "the key ring worker did not report a reload ($expect)";
+	wait_for_ring_log($n, $expect, $offset);
 	return status($n);
 }
 
@@ -536,7 +554,7 @@ for my $c (@bad)
 			is($node->safe_psql('postgres', 'SELECT 1'), '1',
 				"$name: the server accepts connections while key_command hangs");
 			ok(kill(0, $pid), "$name: (the command was still running then)");
-			$s = reload_ring_wait_failure($before);
+			$s = reload_ring_wait_failure($before, $offset);
 			ok(!kill(0, $pid), "$name: the command was killed and reaped");
 		}
 		else
@@ -565,12 +583,13 @@ for my $c (@bad)
 # already sent.
 sub reload_ring_wait_failure
 {
-	my ($before) = @_;
+	my ($before, $offset) = @_;
 	my $prev = $before->{last_error_at} // '';
 	$node->poll_query_until('postgres', qq{
 		SELECT coalesce(last_error_at > nullif('$prev', '')::timestamptz, last_error_at IS NOT NULL)
 		  FROM trading_guard.key_ring_status()})
 	  or die 'the key ring worker did not report the failed reload';
+	wait_for_ring_log($node, 'fail', $offset);
 	return status();
 }
 
