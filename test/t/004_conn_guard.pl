@@ -277,12 +277,20 @@ is(events($node, $app),
 my $handshakes = q{SELECT count(*) FROM trading_guard.connection_events
 	WHERE reason = 'tls_handshake' AND decision = 'refused' AND client_addr = '127.0.0.1'};
 my $handshakes_before = $node->safe_psql('postgres', $handshakes);
+# The server sends the TLS alert first and logs and records the failure
+# after it: wait for the log line and the event rather than reading them
+# once as soon as the client has its error.
+my $handshake_offset = -s $node->logfile;
 $node->connect_fails(
 	tcp('127.0.0.1', 'certuser', next_app('cert'),
 		"sslcert=$certdir/untrusted.crt sslkey=$certdir/untrusted.key"),
 	'cert rule: a client certificate from an untrusted CA is refused',
-	expected_stderr => qr/SSL error: tlsv1 alert unknown ca/,
-	log_like => [qr/could not accept SSL connection: certificate verify failed/]);
+	expected_stderr => qr/SSL error: tlsv1 alert unknown ca/);
+ok($node->wait_for_log(qr/could not accept SSL connection: certificate verify failed/,
+		$handshake_offset),
+	'cert rule: the server logs the failed handshake');
+ok($node->poll_query_until('postgres', "SELECT ($handshakes) >= $handshakes_before + 1"),
+	'the failed handshake is recorded');
 is($node->safe_psql('postgres', $handshakes), $handshakes_before + 1,
 	'the failed handshake is recorded once, refused tls_handshake from 127.0.0.1');
 is( $node->safe_psql('postgres', q{
