@@ -319,7 +319,7 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 		}
 		if (a->reason == TG_REASON_NO_MATCHING_RULE)
 			*detail = psprintf("no rule of trading_guard.rules allows role \"%s\" from %s",
-							   port->user_name, addrbuf);
+							   tg_conn_escape_name(port->user_name), addrbuf);
 	}
 
 	if (*detail != NULL)
@@ -331,9 +331,16 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 
 /*
  * ClientAuthentication_hook: runs once authentication has succeeded or
- * failed.  A connection we would let in but whose authentication failed is
- * left to PostgreSQL, which reports the failure (recorded by the log hook);
- * one we refuse is refused alike whatever its authentication's outcome.
+ * failed, before PostgreSQL tells the client (SASLFinal, if any, has been
+ * sent already).  A connection we would let in but whose authentication
+ * failed is left to PostgreSQL, which reports the failure (recorded, and
+ * made generic, by the log hook); one we refuse is refused alike whatever
+ * its authentication's outcome.  A client that hung up during
+ * authentication (STATUS_EOF: libpq does so when asked for a password it
+ * does not have) is neither refused nor recorded, whatever we would decide:
+ * PostgreSQL ends such a connection silently, and counting it only for
+ * roles the allowlist refuses would let a client learn the allowlist from
+ * when its address gets banned.
  */
 static void
 conn_client_auth(Port *port, int status)
@@ -341,12 +348,14 @@ conn_client_auth(Port *port, int status)
 	TgConnAttempt a;
 	char	   *detail;
 	char		addrbuf[64];
+	char	   *user;
+	char	   *database;
 	bool		can_login;
 
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
 
-	if (tg_connection_policy == TG_POLICY_OFF)
+	if (tg_connection_policy == TG_POLICY_OFF || status == STATUS_EOF)
 		return;
 
 	describe_port(port, &a);
@@ -354,10 +363,10 @@ conn_client_auth(Port *port, int status)
 
 	/*
 	 * Authentication failed.  If we let the connection through, PostgreSQL
-	 * reports the failure (and the log hook records it).  If we refuse it,
-	 * we must refuse it the same way as with the right password: a banned
-	 * or unlisted address, or a plaintext connection, must not learn
-	 * whether the password was right.
+	 * reports the failure (and the log hook records it and makes it look
+	 * like ours).  If we refuse it, we must refuse it the same way as with
+	 * the right password: a banned or unlisted address, or a plaintext
+	 * connection, must not learn whether the password was right.
 	 */
 	if (status != STATUS_OK && a.decision != TG_CONN_REFUSED)
 		return;
@@ -370,12 +379,15 @@ conn_client_auth(Port *port, int status)
 	if (detail == NULL)
 		return;
 
+	/* the names are the client's: escaped, so they cannot forge log lines */
 	tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
+	user = tg_conn_escape_name(port->user_name);
+	database = tg_conn_escape_name(port->database_name);
 	if (a.decision == TG_CONN_WOULD_REFUSE)
 	{
 		ereport(LOG,
 				(errmsg("trading_guard: connection would be refused: %s (role \"%s\", database \"%s\", address %s)",
-						detail, port->user_name, port->database_name, addrbuf)));
+						detail, user, database, addrbuf)));
 		return;
 	}
 
@@ -385,13 +397,13 @@ conn_client_auth(Port *port, int status)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("TLS is required for connections to this server"),
 				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
-							   detail, port->user_name, port->database_name, addrbuf)));
+							   detail, user, database, addrbuf)));
 	else
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("connection refused"),
 				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
-							   detail, port->user_name, port->database_name, addrbuf)));
+							   detail, user, database, addrbuf)));
 }
 
 /*
