@@ -39,6 +39,7 @@
 
 #include "catalog/pg_authid.h"
 #include "libpq/auth.h"
+#include "libpq/hba.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
@@ -111,6 +112,8 @@ static bool cert_check_failed = false;
  * recorded it); the handshake failure PostgreSQL logs next is ours.
  */
 static bool hello_refused = false;
+
+static void refuse(Port *port, bool no_tls, const char *detail) pg_attribute_noreturn();
 
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 static openssl_tls_init_hook_typ prev_tls_init_hook = NULL;
@@ -330,6 +333,33 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 }
 
 /*
+ * Refuse the connection now: FATAL, SQLSTATE 28000, "TLS is required ..."
+ * for a plaintext connection and "connection refused" for everything else;
+ * detail (what happened) and the client's names, escaped so that they
+ * cannot forge log lines, go to the server log only.  Every refusal of the
+ * hook is raised here, by one ereport, so that they are identical to the
+ * byte (the protocol sends the source location too) even when the log hook
+ * does not run to make them so.  Does not return.
+ */
+static void
+refuse(Port *port, bool no_tls, const char *detail)
+{
+	char		addrbuf[64];
+	TgAddr		addr;
+
+	(void) tg_addr_from_sockaddr(&port->raddr.addr, &addr);
+	tg_addr_format(&addr, addrbuf, sizeof(addrbuf));
+	refusing = true;
+	ereport(FATAL,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 no_tls ? errmsg("TLS is required for connections to this server") :
+			 errmsg("connection refused"),
+			 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
+						   detail, tg_conn_escape_name(port->user_name),
+						   tg_conn_escape_name(port->database_name), addrbuf)));
+}
+
+/*
  * ClientAuthentication_hook: runs once authentication has succeeded or
  * failed, before PostgreSQL tells the client (SASLFinal, if any, has been
  * sent already).  A connection we would let in but whose authentication
@@ -348,8 +378,6 @@ conn_client_auth(Port *port, int status)
 	TgConnAttempt a;
 	char	   *detail;
 	char		addrbuf[64];
-	char	   *user;
-	char	   *database;
 	bool		can_login;
 
 	if (prev_client_auth_hook)
@@ -361,15 +389,35 @@ conn_client_auth(Port *port, int status)
 	describe_port(port, &a);
 	decide(port, &a, &detail, &can_login);
 
-	/*
-	 * Authentication failed.  If we let the connection through, PostgreSQL
-	 * reports the failure (and the log hook records it and makes it look
-	 * like ours).  If we refuse it, we must refuse it the same way as with
-	 * the right password: a banned or unlisted address, or a plaintext
-	 * connection, must not learn whether the password was right.
-	 */
 	if (status != STATUS_OK && a.decision != TG_CONN_REFUSED)
-		return;
+	{
+		/*
+		 * Authentication failed and we would let the connection through:
+		 * PostgreSQL reports the failure, and the log hook records it and
+		 * makes it look like our refusal.  PostgreSQL calls the log hook
+		 * only for messages that reach the server log; with
+		 * log_min_messages = panic its FATAL does not, so we refuse here
+		 * instead (losing only PostgreSQL's log detail, which would not be
+		 * logged either).
+		 */
+		if (tg_connection_policy != TG_POLICY_ENFORCE || a.addr.family == 0 ||
+			log_min_messages < PANIC)
+			return;
+		a.decision = TG_CONN_REFUSED;
+		a.reason = port->hba && (port->hba->auth_method == uaPassword ||
+								 port->hba->auth_method == uaMD5 ||
+								 port->hba->auth_method == uaSCRAM) ?
+			TG_REASON_PASSWORD : TG_REASON_AUTH_FAILED;
+		a.rule = 0;
+		tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
+		refuse(port, false, "PostgreSQL's authentication failed (log_min_messages = panic hides its message)");
+	}
+
+	/*
+	 * We refuse a failed authentication the same way as a successful one: a
+	 * banned or unlisted address, or a plaintext connection, must not learn
+	 * whether the password was right.
+	 */
 	if (status != STATUS_OK)
 		detail = psprintf("%s; authentication had failed too", detail);
 
@@ -379,31 +427,16 @@ conn_client_auth(Port *port, int status)
 	if (detail == NULL)
 		return;
 
-	/* the names are the client's: escaped, so they cannot forge log lines */
-	tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
-	user = tg_conn_escape_name(port->user_name);
-	database = tg_conn_escape_name(port->database_name);
 	if (a.decision == TG_CONN_WOULD_REFUSE)
 	{
+		tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
 		ereport(LOG,
 				(errmsg("trading_guard: connection would be refused: %s (role \"%s\", database \"%s\", address %s)",
-						detail, user, database, addrbuf)));
+						detail, tg_conn_escape_name(port->user_name),
+						tg_conn_escape_name(port->database_name), addrbuf)));
 		return;
 	}
-
-	refusing = true;
-	if (a.reason == TG_REASON_NO_TLS)
-		ereport(FATAL,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("TLS is required for connections to this server"),
-				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
-							   detail, user, database, addrbuf)));
-	else
-		ereport(FATAL,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("connection refused"),
-				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
-							   detail, user, database, addrbuf)));
+	refuse(port, a.reason == TG_REASON_NO_TLS, detail);
 }
 
 /*

@@ -372,5 +372,36 @@ is(stat_count('refused', 'banned'), $before + 1,
 $node->log_check('banned refused in the handshake', $offset,
 	log_like => [qr/LOG:  trading_guard: connection refused in the TLS handshake\n[^\n]*DETAIL:  trading_guard: address 127\.0\.0\.1 is banned until/]);
 
+# ---------------------------------------------------------------------------
+# log_min_messages = panic: PostgreSQL calls no emit_log_hook for a FATAL it
+# does not log, so the guard's hook refuses a failed authentication itself
+# and the four roles still get identical answers
+# ---------------------------------------------------------------------------
+
+$node->safe_psql('postgres', q{SELECT trading_guard.unban('127.0.0.1')});
+$node->append_conf('postgresql.conf', "log_min_messages = panic\n");
+$node->reload;
+$node->poll_query_until('postgres',
+	q{SELECT current_setting('log_min_messages') = 'panic'})
+  or die 'log_min_messages = panic was not applied';
+
+$before = stat_count('refused', 'password');
+foreach my $role (qw(trader1 ops eve ghost))
+{
+	$probe{$role} = wire(host => '127.0.0.1', user => $role, password => 'wrong');
+	is(join(' ', @{ $probe{$role}{msgs} }), 'R10 R11 E',
+		"log_min_messages = panic, probe $role: SASL, SASLContinue, then an error");
+	is(fields($probe{$role}{error}), 'C=28000 M=connection refused',
+		"log_min_messages = panic, probe $role: the guard's generic refusal");
+}
+foreach my $role (qw(ops eve ghost))
+{
+	ok( defined $probe{$role}{error}
+		  && $probe{$role}{error} eq $probe{trader1}{error},
+		"log_min_messages = panic, probe $role: byte-identical to trader1's");
+}
+is(stat_count('refused', 'password'), $before + 2,
+	'log_min_messages = panic: the wrong passwords of admitted roles are recorded');
+
 $node->stop;
 done_testing();
