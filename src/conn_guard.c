@@ -14,8 +14,11 @@
  * authentication (pg_hba.conf, password, certificate) has run, so
  * pg_hba.conf hostssl lines remain the first defence: by the time we refuse
  * a plaintext connection its password has crossed the wire.  The log hook
- * makes every failed TCP login look like the guard's refusal, so that the
- * answer to a wrong password says nothing about the allowlist.
+ * makes every failed TCP login look like the guard's refusal (and, when
+ * log_min_messages = panic keeps FATALs from it, the authentication hook
+ * refuses failed authentications itself), so that the answer to a wrong
+ * password says nothing about the allowlist.  A client that hangs up during
+ * authentication is never counted, so bans do not tell the allowlist either.
  *
  * The hooks exist only when the library is preloaded.
  *
@@ -447,7 +450,9 @@ conn_client_auth(Port *port, int status)
  * holds the client's address, the startup packet (role, database) has not
  * been read, there is no PGPROC, no transaction and no database, so it looks
  * only at shared memory (the ban table) and at the parsed rules, which the
- * backend inherited from the postmaster.  Only with connection_policy =
+ * backend inherited from the postmaster.  SIGTERM and authentication_timeout
+ * end the process with _exit(1) there, which the postmaster does not treat
+ * as a crash, so src/conn_state.c blocks them while it holds its spinlock.  Only with connection_policy =
  * enforce: log mode records what it would refuse after authentication.
  *
  * Refusing sends the client a TLS "access denied" alert; SSL_accept() fails

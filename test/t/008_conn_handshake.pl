@@ -12,7 +12,8 @@
 #  - four roles probed with wrong passwords against the rules
 #    "+traders 127.0.0.1; ops 127.0.0.1" (a member of traders, ops, a role
 #    that exists but is not admitted, a role that does not exist) get the
-#    same messages, and a byte-identical error;
+#    same messages, and a byte-identical error, also with
+#    log_min_messages = panic (when PostgreSQL calls no log hook);
 #  - a FATAL with SQLSTATE 28000/28P01 raised in an authenticated session
 #    is not counted as a failed login (six of them do not ban);
 #  - a client that hangs up when asked for its password is neither recorded
