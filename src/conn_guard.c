@@ -14,8 +14,11 @@
  * authentication (pg_hba.conf, password, certificate) has run, so
  * pg_hba.conf hostssl lines remain the first defence: by the time we refuse
  * a plaintext connection its password has crossed the wire.  The log hook
- * makes every failed TCP login look like the guard's refusal, so that the
- * answer to a wrong password says nothing about the allowlist.
+ * makes every failed TCP login look like the guard's refusal (and, when
+ * log_min_messages = panic keeps FATALs from it, the authentication hook
+ * refuses failed authentications itself), so that the answer to a wrong
+ * password says nothing about the allowlist.  A client that hangs up during
+ * authentication is never counted, so bans do not tell the allowlist either.
  *
  * The hooks exist only when the library is preloaded.
  *
@@ -39,6 +42,7 @@
 
 #include "catalog/pg_authid.h"
 #include "libpq/auth.h"
+#include "libpq/hba.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
@@ -111,6 +115,8 @@ static bool cert_check_failed = false;
  * recorded it); the handshake failure PostgreSQL logs next is ours.
  */
 static bool hello_refused = false;
+
+static void refuse(Port *port, bool no_tls, const char *detail) pg_attribute_noreturn();
 
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 static openssl_tls_init_hook_typ prev_tls_init_hook = NULL;
@@ -319,7 +325,7 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 		}
 		if (a->reason == TG_REASON_NO_MATCHING_RULE)
 			*detail = psprintf("no rule of trading_guard.rules allows role \"%s\" from %s",
-							   port->user_name, addrbuf);
+							   tg_conn_escape_name(port->user_name), addrbuf);
 	}
 
 	if (*detail != NULL)
@@ -330,10 +336,44 @@ decide(Port *port, TgConnAttempt *a, char **detail, bool *can_login)
 }
 
 /*
+ * Refuse the connection now: FATAL, SQLSTATE 28000, "TLS is required ..."
+ * for a plaintext connection and "connection refused" for everything else;
+ * detail (what happened) and the client's names, escaped so that they
+ * cannot forge log lines, go to the server log only.  Every refusal of the
+ * hook is raised here, by one ereport, so that they are identical to the
+ * byte (the protocol sends the source location too) even when the log hook
+ * does not run to make them so.  Does not return.
+ */
+static void
+refuse(Port *port, bool no_tls, const char *detail)
+{
+	char		addrbuf[64];
+	TgAddr		addr;
+
+	(void) tg_addr_from_sockaddr(&port->raddr.addr, &addr);
+	tg_addr_format(&addr, addrbuf, sizeof(addrbuf));
+	refusing = true;
+	ereport(FATAL,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 no_tls ? errmsg("TLS is required for connections to this server") :
+			 errmsg("connection refused"),
+			 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
+						   detail, tg_conn_escape_name(port->user_name),
+						   tg_conn_escape_name(port->database_name), addrbuf)));
+}
+
+/*
  * ClientAuthentication_hook: runs once authentication has succeeded or
- * failed.  A connection we would let in but whose authentication failed is
- * left to PostgreSQL, which reports the failure (recorded by the log hook);
- * one we refuse is refused alike whatever its authentication's outcome.
+ * failed, before PostgreSQL tells the client (SASLFinal, if any, has been
+ * sent already).  A connection we would let in but whose authentication
+ * failed is left to PostgreSQL, which reports the failure (recorded, and
+ * made generic, by the log hook); one we refuse is refused alike whatever
+ * its authentication's outcome.  A client that hung up during
+ * authentication (STATUS_EOF: libpq does so when asked for a password it
+ * does not have) is neither refused nor recorded, whatever we would decide:
+ * PostgreSQL ends such a connection silently, and counting it only for
+ * roles the allowlist refuses would let a client learn the allowlist from
+ * when its address gets banned.
  */
 static void
 conn_client_auth(Port *port, int status)
@@ -346,21 +386,41 @@ conn_client_auth(Port *port, int status)
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
 
-	if (tg_connection_policy == TG_POLICY_OFF)
+	if (tg_connection_policy == TG_POLICY_OFF || status == STATUS_EOF)
 		return;
 
 	describe_port(port, &a);
 	decide(port, &a, &detail, &can_login);
 
+	if (status != STATUS_OK && a.decision != TG_CONN_REFUSED)
+	{
+		/*
+		 * Authentication failed and we would let the connection through:
+		 * PostgreSQL reports the failure, and the log hook records it and
+		 * makes it look like our refusal.  PostgreSQL calls the log hook
+		 * only for messages that reach the server log; with
+		 * log_min_messages = panic its FATAL does not, so we refuse here
+		 * instead (losing only PostgreSQL's log detail, which would not be
+		 * logged either).
+		 */
+		if (tg_connection_policy != TG_POLICY_ENFORCE || a.addr.family == 0 ||
+			log_min_messages < PANIC)
+			return;
+		a.decision = TG_CONN_REFUSED;
+		a.reason = port->hba && (port->hba->auth_method == uaPassword ||
+								 port->hba->auth_method == uaMD5 ||
+								 port->hba->auth_method == uaSCRAM) ?
+			TG_REASON_PASSWORD : TG_REASON_AUTH_FAILED;
+		a.rule = 0;
+		tg_conn_record(&a, tg_max_auth_failures, tg_failure_window, tg_ban_time);
+		refuse(port, false, "PostgreSQL's authentication failed (log_min_messages = panic hides its message)");
+	}
+
 	/*
-	 * Authentication failed.  If we let the connection through, PostgreSQL
-	 * reports the failure (and the log hook records it).  If we refuse it,
-	 * we must refuse it the same way as with the right password: a banned
-	 * or unlisted address, or a plaintext connection, must not learn
+	 * We refuse a failed authentication the same way as a successful one: a
+	 * banned or unlisted address, or a plaintext connection, must not learn
 	 * whether the password was right.
 	 */
-	if (status != STATUS_OK && a.decision != TG_CONN_REFUSED)
-		return;
 	if (status != STATUS_OK)
 		detail = psprintf("%s; authentication had failed too", detail);
 
@@ -370,28 +430,16 @@ conn_client_auth(Port *port, int status)
 	if (detail == NULL)
 		return;
 
-	tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
 	if (a.decision == TG_CONN_WOULD_REFUSE)
 	{
+		tg_addr_format(&a.addr, addrbuf, sizeof(addrbuf));
 		ereport(LOG,
 				(errmsg("trading_guard: connection would be refused: %s (role \"%s\", database \"%s\", address %s)",
-						detail, port->user_name, port->database_name, addrbuf)));
+						detail, tg_conn_escape_name(port->user_name),
+						tg_conn_escape_name(port->database_name), addrbuf)));
 		return;
 	}
-
-	refusing = true;
-	if (a.reason == TG_REASON_NO_TLS)
-		ereport(FATAL,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("TLS is required for connections to this server"),
-				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
-							   detail, port->user_name, port->database_name, addrbuf)));
-	else
-		ereport(FATAL,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("connection refused"),
-				 errdetail_log("trading_guard: %s (role \"%s\", database \"%s\", address %s).",
-							   detail, port->user_name, port->database_name, addrbuf)));
+	refuse(port, a.reason == TG_REASON_NO_TLS, detail);
 }
 
 /*
@@ -402,7 +450,9 @@ conn_client_auth(Port *port, int status)
  * holds the client's address, the startup packet (role, database) has not
  * been read, there is no PGPROC, no transaction and no database, so it looks
  * only at shared memory (the ban table) and at the parsed rules, which the
- * backend inherited from the postmaster.  Only with connection_policy =
+ * backend inherited from the postmaster.  SIGTERM and authentication_timeout
+ * end the process with _exit(1) there, which the postmaster does not treat
+ * as a crash, so src/conn_state.c blocks them while it holds its spinlock.  Only with connection_policy =
  * enforce: log mode records what it would refuse after authentication.
  *
  * Refusing sends the client a TLS "access denied" alert; SSL_accept() fails

@@ -174,6 +174,46 @@ tg_conn_state_init(void)
 					  conn_shmem_init);
 }
 
+/*
+ * Take the spinlock from any process that records or checks connections.
+ * A backend still in its TLS handshake or reading its startup packet (no
+ * PGPROC yet) exits straight from its SIGALRM (authentication_timeout),
+ * SIGTERM and SIGQUIT handlers, with _exit(1) for the first two, which the
+ * postmaster takes for a normal exit: exiting inside the critical section
+ * would leave the spinlock held for good and hang every later connection.
+ * So such a backend blocks those signals for the critical section.  Returns
+ * whether it did; pass that and *saved to unlock_shared.
+ */
+static bool
+lock_shared(sigset_t *saved)
+{
+	bool		blocked = false;
+
+	if (MyProc == NULL)
+	{
+		sigset_t	block;
+
+		sigemptyset(&block);
+		sigaddset(&block, SIGALRM);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGQUIT);
+		sigaddset(&block, SIGINT);
+		sigprocmask(SIG_BLOCK, &block, saved);
+		blocked = true;
+	}
+	SpinLockAcquire(&conn_shared->mutex);
+	return blocked;
+}
+
+/* Release what lock_shared took, and restore the signal mask */
+static void
+unlock_shared(bool blocked, const sigset_t *saved)
+{
+	SpinLockRelease(&conn_shared->mutex);
+	if (blocked)
+		sigprocmask(SIG_SETMASK, saved, NULL);
+}
+
 static bool
 addr_equal(const TgAddr *a, const TgAddr *b)
 {
@@ -282,13 +322,16 @@ count_failure(const TgConnAttempt *a, TimestampTz now, uint32 who,
 }
 
 /*
- * Copy a name the client sent (role, database, application name) into an
- * event, as valid UTF-8: a byte that does not start a legal UTF-8 sequence,
- * and a control character, becomes \xNN.  The client may send anything
- * before it is authenticated, and an invalid byte stored here would make
- * every later read of connection_events fail in conversions (for example
- * with client_encoding = LATIN1).  Truncates at whole characters and whole
- * escapes, so a long name never ends in half a character.
+ * Copy a name the client sent (role, database, application name) into dst
+ * (len bytes), as valid UTF-8 that reads back unambiguously: a byte that
+ * does not start a legal UTF-8 sequence, a control character and the
+ * backslash itself become \xNN.  The client may send anything before it is
+ * authenticated, and an invalid byte stored in connection_events would make
+ * every later read of the view fail in conversions (for example with
+ * client_encoding = LATIN1), a newline in a log line would forge a line,
+ * and an unescaped backslash would let a name pass itself off as another
+ * one's escapes.  Truncates at whole characters and whole escapes, so a long
+ * name never ends in half a character.
  */
 static void
 copy_name(char *dst, const char *src, size_t len)
@@ -307,7 +350,7 @@ copy_name(char *dst, const char *src, size_t len)
 		bool		legal;
 
 		if (l == 1)
-			legal = *p >= 0x20 && *p < 0x7f;
+			legal = *p >= 0x20 && *p < 0x7f && *p != '\\';
 		else
 		{
 			/* a legal sequence must not run into the terminating zero */
@@ -341,6 +384,20 @@ copy_name(char *dst, const char *src, size_t len)
 }
 
 /*
+ * A name the client sent, escaped as copy_name does, whole, in a palloc'd
+ * string: for the guard's server-log lines.  NULL gives "".
+ */
+char *
+tg_conn_escape_name(const char *name)
+{
+	size_t		len = name ? strlen(name) * 4 + 1 : 1;
+	char	   *buf = palloc(len);
+
+	copy_name(buf, name, len);
+	return buf;
+}
+
+/*
  * Record one connection attempt: count it, put it in the ring, and, for a
  * failed or refused TCP attempt, count it against its address (banning the
  * address when max_failures > 0 and it has too many).  Callable from a
@@ -355,7 +412,7 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	bool		banned_now = false;
 	TimestampTz until = 0;
 	sigset_t	saved_mask;
-	bool		blocked = false;
+	bool		blocked;
 
 	if (conn_shared == NULL)
 		return;
@@ -381,24 +438,7 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	if (a->database)
 		who ^= hash_bytes((const unsigned char *) a->database, strlen(a->database)) * 31;
 
-	/*
-	 * A backend still reading its startup packet (no PGPROC yet: a failed
-	 * TLS handshake) exits from its SIGALRM and SIGTERM handlers; exiting
-	 * inside the critical section would leave the spinlock held for good.
-	 */
-	if (MyProc == NULL)
-	{
-		sigset_t	block;
-
-		sigemptyset(&block);
-		sigaddset(&block, SIGALRM);
-		sigaddset(&block, SIGTERM);
-		sigaddset(&block, SIGQUIT);
-		sigaddset(&block, SIGINT);
-		sigprocmask(SIG_BLOCK, &block, &saved_mask);
-		blocked = true;
-	}
-	SpinLockAcquire(&conn_shared->mutex);
+	blocked = lock_shared(&saved_mask);
 	conn_shared->counts[a->decision][a->reason]++;
 	conn_events[conn_shared->nevents % tg_max_connection_events] = ev;
 	conn_shared->nevents++;
@@ -409,9 +449,7 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 		if (banned_now)
 			until = find_entry(&a->addr)->banned_until;
 	}
-	SpinLockRelease(&conn_shared->mutex);
-	if (blocked)
-		sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	unlock_shared(blocked, &saved_mask);
 
 	if (banned_now)
 	{
@@ -424,26 +462,31 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	}
 }
 
-/* Is the address banned now?  If so, *until says until when. */
+/*
+ * Is the address banned now?  If so, *until says until when.  Callable from
+ * a backend without a PGPROC (the TLS handshake's ClientHello callback).
+ */
 bool
 tg_conn_banned(const TgAddr *addr, TimestampTz *until)
 {
 	TimestampTz now;
 	TgAddrEntry *e;
 	bool		banned = false;
+	sigset_t	saved_mask;
+	bool		blocked;
 
 	if (conn_shared == NULL || addr->family == 0)
 		return false;
 
 	now = GetCurrentTimestamp();
-	SpinLockAcquire(&conn_shared->mutex);
+	blocked = lock_shared(&saved_mask);
 	e = find_entry(addr);
 	if (e && e->banned_until > now)
 	{
 		banned = true;
 		*until = e->banned_until;
 	}
-	SpinLockRelease(&conn_shared->mutex);
+	unlock_shared(blocked, &saved_mask);
 	return banned;
 }
 

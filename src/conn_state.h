@@ -67,5 +67,6 @@ extern void tg_conn_state_init(void);
 extern void tg_conn_record(const TgConnAttempt *attempt, int max_failures,
 						   int failure_window_s, int ban_time_s);
 extern bool tg_conn_banned(const TgAddr *addr, TimestampTz *until);
+extern char *tg_conn_escape_name(const char *name);
 
 #endif							/* TG_CONN_STATE_H */

@@ -12,11 +12,17 @@
 #  - four roles probed with wrong passwords against the rules
 #    "+traders 127.0.0.1; ops 127.0.0.1" (a member of traders, ops, a role
 #    that exists but is not admitted, a role that does not exist) get the
-#    same messages, and a byte-identical error;
+#    same messages, and a byte-identical error, also with
+#    log_min_messages = panic (when PostgreSQL calls no log hook);
 #  - a FATAL with SQLSTATE 28000/28P01 raised in an authenticated session
 #    is not counted as a failed login (six of them do not ban);
+#  - a client that hangs up when asked for its password is neither recorded
+#    nor counted, whether the allowlist admits its role or not (counting it
+#    only for refused roles would tell the allowlist through the bans);
 #  - role, database and application names that are not valid UTF-8 are
-#    stored escaped, so connection_events reads under any client_encoding.
+#    stored escaped, so connection_events reads under any client_encoding;
+#    a backslash and a newline are escaped too, also in the guard's server
+#    log lines, so a name cannot forge a log line or another name's escape.
 
 use strict;
 use warnings;
@@ -66,7 +72,9 @@ $node->safe_psql('postgres', q{
 my $port = $node->port;
 
 # One connection attempt on the wire.  Options: host, user, password, tls
-# (send SSLRequest and do the handshake first), database, application.
+# (send SSLRequest and do the handshake first), database, application,
+# hangup (close the connection when asked for a password, as libpq does
+# when it has none).
 # Returns a hash: tls_failed (the handshake failed), msgs (each message
 # received, as "R<code>" for an authentication message or its type letter
 # for anything else), error (the raw bytes of the ErrorResponse, if any).
@@ -123,6 +131,7 @@ sub wire
 		{
 			my $code = unpack('N', $body);
 			push @{ $r{msgs} }, "R$code";
+			last if $o{hangup} && $code == 10;
 			if ($code == 10)		# AuthenticationSASL
 			{
 				$nonce = encode_base64(join('', map { chr(int(rand(256))) } 1 .. 18), '');
@@ -286,6 +295,29 @@ is($node->safe_psql('postgres',
 	'0', 'six FATALs of 28000/28P01 in sessions do not ban the address');
 
 # ---------------------------------------------------------------------------
+# Hanging up when asked for the password is not a failed login, for a role
+# the allowlist admits (ops) as for one it refuses (eve): were it counted for
+# eve only, five hang-ups and one known failure would ban the address exactly
+# when eve is not admitted.
+# ---------------------------------------------------------------------------
+
+my $events_before = $node->safe_psql('postgres', q{
+	SELECT count(*) FROM trading_guard.connection_events
+	WHERE client_addr IS NOT NULL});
+foreach my $role (qw(eve ops eve ops eve ops eve))
+{
+	$r = wire(host => '127.0.0.1', user => $role, hangup => 1);
+	is(join(' ', @{ $r->{msgs} }), 'R10', "$role hangs up when asked for a password");
+}
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM trading_guard.connection_events
+	WHERE client_addr IS NOT NULL}), $events_before,
+	'hang-ups are not recorded, for admitted and refused roles alike');
+is($node->safe_psql('postgres',
+		'SELECT count(*) FROM trading_guard.banned_addresses'),
+	'0', 'hang-ups do not count towards a ban');
+
+# ---------------------------------------------------------------------------
 # Invalid UTF-8 in names is stored escaped
 # ---------------------------------------------------------------------------
 
@@ -303,11 +335,27 @@ is($ret, 0, 'connection_events reads under client_encoding LATIN1')
 is($out, 'bad\xff\xferole|db\xc3|app?x',
 	'invalid bytes are stored as \xNN escapes (PostgreSQL itself makes the application name ASCII)');
 
+# A backslash would make a name ambiguous with another's escapes, a newline
+# would forge a server log line.  (This is the sixth failure from 127.0.0.1
+# in the window: it bans the address, which the next section expects.)
+$offset = -s $node->logfile;
+$r = wire(host => '127.0.0.1', user => "x\\x41y\nLOG:  forged", password => 'wrong');
+is(fields($r->{error}), 'C=28000 M=connection refused', 'role with a newline: refused');
+is($node->safe_psql('postgres', q{
+	SELECT role_name FROM trading_guard.connection_events
+	WHERE role_name LIKE 'x%forged'}),
+	'x\x5cx41y\x0aLOG:  forged',
+	'a backslash and a newline are stored as escapes');
+$node->log_check('names escaped in the guard\'s log lines', $offset,
+	log_like => [qr/role "x\\x5cx41y\\x0aLOG:  forged"/],
+	log_unlike => [qr/^LOG:  forged/m]);
+
 # ---------------------------------------------------------------------------
 # A banned address: refused in the TLS handshake, even with the right password
 # ---------------------------------------------------------------------------
 
-# eve is not admitted: each attempt is a refusal that counts; the sixth bans.
+# eve is not admitted: each attempt is a refusal that counts; more than
+# five in the window ban (the address may be banned already).
 wire(host => '127.0.0.1', user => 'eve', password => 'right') foreach 1 .. 6;
 is($node->safe_psql('postgres',
 		'SELECT host(client_addr) FROM trading_guard.banned_addresses'),
@@ -324,6 +372,37 @@ is(stat_count('refused', 'banned'), $before + 1,
 	'banned: the refusal during the ban is counted in connection_stats');
 $node->log_check('banned refused in the handshake', $offset,
 	log_like => [qr/LOG:  trading_guard: connection refused in the TLS handshake\n[^\n]*DETAIL:  trading_guard: address 127\.0\.0\.1 is banned until/]);
+
+# ---------------------------------------------------------------------------
+# log_min_messages = panic: PostgreSQL calls no emit_log_hook for a FATAL it
+# does not log, so the guard's hook refuses a failed authentication itself
+# and the four roles still get identical answers
+# ---------------------------------------------------------------------------
+
+$node->safe_psql('postgres', q{SELECT trading_guard.unban('127.0.0.1')});
+$node->append_conf('postgresql.conf', "log_min_messages = panic\n");
+$node->reload;
+$node->poll_query_until('postgres',
+	q{SELECT current_setting('log_min_messages') = 'panic'})
+  or die 'log_min_messages = panic was not applied';
+
+$before = stat_count('refused', 'password');
+foreach my $role (qw(trader1 ops eve ghost))
+{
+	$probe{$role} = wire(host => '127.0.0.1', user => $role, password => 'wrong');
+	is(join(' ', @{ $probe{$role}{msgs} }), 'R10 R11 E',
+		"log_min_messages = panic, probe $role: SASL, SASLContinue, then an error");
+	is(fields($probe{$role}{error}), 'C=28000 M=connection refused',
+		"log_min_messages = panic, probe $role: the guard's generic refusal");
+}
+foreach my $role (qw(ops eve ghost))
+{
+	ok( defined $probe{$role}{error}
+		  && $probe{$role}{error} eq $probe{trader1}{error},
+		"log_min_messages = panic, probe $role: byte-identical to trader1's");
+}
+is(stat_count('refused', 'password'), $before + 2,
+	'log_min_messages = panic: the wrong passwords of admitted roles are recorded');
 
 $node->stop;
 done_testing();
