@@ -29,7 +29,9 @@ OBJS = \
 	src/conn_guard.o \
 	src/redact.o \
 	src/keyring.o \
-	src/vault.o
+	src/vault.o \
+	src/seal.o \
+	src/seal_verify.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

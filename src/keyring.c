@@ -936,6 +936,13 @@ tg_keyring_generation(void)
 	return ring ? pg_atomic_read_u64(&ring->generation) : 0;
 }
 
+/* Is a key ring loaded (false when not preloaded)? */
+bool
+tg_keyring_loaded(void)
+{
+	return ring != NULL && ring->loaded;
+}
+
 /*
  * Refuse, with TG071 and the reason, when there is no key ring.
  */

@@ -42,6 +42,7 @@ extern void tg_keyring_init(void);
 extern bool tg_keyring_get(uint32 version, TgKeyVersion *kv);
 extern int	tg_keyring_versions(uint32 *versions, int max);
 extern void tg_keyring_require(void);
+extern bool tg_keyring_loaded(void);
 extern uint64 tg_keyring_generation(void);
 extern void *tg_secure_alloc(Size size);
 

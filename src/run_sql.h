@@ -15,7 +15,7 @@
 #include "executor/spi.h"
 
 /* Parameters of one statement ($1, $2, ...), filled with tg_sql_arg() */
-#define TG_SQL_MAX_ARGS 12
+#define TG_SQL_MAX_ARGS 16
 
 typedef struct TgSqlArgs
 {

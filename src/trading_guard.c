@@ -21,6 +21,7 @@
 #include "keyring.h"
 #include "order_stats.h"
 #include "redact.h"
+#include "seal.h"
 #include "shmem.h"
 #include "utility_guard.h"
 #include "validate.h"
@@ -43,6 +44,7 @@ _PG_init(void)
 	tg_redact_init();
 	tg_keyring_init();
 	tg_vault_init();
+	tg_seal_init();
 	tg_utility_guard_init();
 
 	MarkGUCPrefixReserved("trading_guard");

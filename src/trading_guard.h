@@ -54,6 +54,10 @@
 #define ERRCODE_TG_SECRET_REUSED		MAKE_SQLSTATE('T','G','0','7','7')
 #define ERRCODE_TG_CREDENTIAL_EXISTS	MAKE_SQLSTATE('T','G','0','7','8')
 
+/* sealing of the audit trail (src/seal.c, src/seal_verify.c) */
+#define ERRCODE_TG_NOT_SEALED			MAKE_SQLSTATE('T','G','0','8','0')
+#define ERRCODE_TG_SEAL_BROKEN			MAKE_SQLSTATE('T','G','0','8','1')
+
 /* the extension's own objects (src/utility_guard.c) */
 #define ERRCODE_TG_OWN_OBJECT			MAKE_SQLSTATE('T','G','0','9','0')
 #define ERRCODE_TG_TRAIL_NOT_EMPTY		MAKE_SQLSTATE('T','G','0','9','1')
