@@ -46,6 +46,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/base64.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -142,6 +143,20 @@ tg_sha256(char prefix, const void *a, size_t alen, const void *b, size_t blen, u
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute SHA-256")));
+}
+
+/* Base64 of data, one line */
+char *
+tg_base64(const uint8 *data, int len)
+{
+	int			cap = pg_b64_enc_len(len) + 1;
+	char	   *s = palloc(cap);
+	int			n = pg_b64_encode((const char *) data, len, s, cap);
+
+	if (n < 0)
+		elog(ERROR, "could not encode base64");
+	s[n] = '\0';
+	return s;
 }
 
 /* Lowercase hex of data */
@@ -1194,9 +1209,17 @@ log_digest(void)
 	{
 		msg = tg_seal_digest_message(last);
 		if (tg_seal_signing_key(last->key_version, pub, NULL, NULL, 0))
+		{
+			/* the PEM's base64 line: DER SubjectPublicKeyInfo */
+			char	   *pem = tg_seal_public_key_pem(pub);
+			char	   *b = strchr(pem, '\n');
+			char	   *e = b ? strchr(b + 1, '\n') : NULL;
+
 			ereport(LOG,
 					(errmsg("trading_guard audit digest: %s signature=%s public_key=%s",
-							msg, tg_hex(last->signature, TG_SIG_LEN), tg_hex(pub, TG_HASH_LEN))));
+							msg, tg_base64(last->signature, TG_SIG_LEN),
+							(b && e) ? pnstrdup(b + 1, e - b - 1) : pem)));
+		}
 	}
 	tg_sql_finish();
 	PopActiveSnapshot();

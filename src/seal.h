@@ -81,6 +81,7 @@ extern bool tg_seal_xid_visible(const TgFullSnapshot *s, uint64 xid);
 extern int	tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch);
 extern Oid	tg_audit_seal_oid(void);
 extern char *tg_hex(const uint8 *data, int len);
+extern char *tg_base64(const uint8 *data, int len);
 
 typedef void (*tg_seal_row_cb) (void *arg, TupleDesc desc, Datum *values, bool *nulls);
 extern void tg_seal_scan_after(Relation rel, Snapshot snap, const TgFullSnapshot *prev,

@@ -493,19 +493,6 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-static char *
-base64_of(const uint8 *data, int len)
-{
-	int			cap = pg_b64_enc_len(len) + 1;
-	char	   *s = palloc(cap);
-	int			n = pg_b64_encode((const char *) data, len, s, cap);
-
-	if (n < 0)
-		elog(ERROR, "could not encode base64");
-	s[n] = '\0';
-	return s;
-}
-
 /*
  * The signature and public key of batch b's digest, made again with its
  * key version (Ed25519 signatures are deterministic: the same as stored).
@@ -522,7 +509,7 @@ sign_batch(const TgSealBatch *b, char **msg, char **sig, char **pem)
 				(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
 				 errmsg("key version %d, which sealed batch " INT64_FORMAT ", is not in the key ring",
 						b->key_version, b->batch)));
-	*sig = base64_of(s, TG_SIG_LEN);
+	*sig = tg_base64(s, TG_SIG_LEN);
 	*pem = tg_seal_public_key_pem(pub);
 }
 
