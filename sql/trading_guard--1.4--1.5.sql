@@ -134,3 +134,38 @@ AS 'MODULE_PATHNAME', 'tg_purge_audit_sealed'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION trading_guard.purge_audit(interval) IS
 'remove the sealed audit rows of whole batches older than the interval (never unsealed rows); returns how many';
+
+-- ---------------------------------------------------------------------------
+-- history(): the rows of tables without a primary key (row_key IS NULL) are
+-- found through a partial index instead of a scan of the whole log, which
+-- the third branch of 1.1's history() did for every call, keyed or not.
+-- ---------------------------------------------------------------------------
+CREATE INDEX audit_log_unkeyed_idx
+    ON trading_guard.audit_log (table_oid) WHERE row_key IS NULL;
+
+CREATE OR REPLACE FUNCTION trading_guard.history(tbl regclass, key jsonb)
+RETURNS SETOF trading_guard.audit_log
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+    WITH members AS MATERIALIZED (
+        SELECT pg_catalog.array_agg(relid) AS oids
+          FROM (SELECT relid FROM pg_catalog.pg_partition_tree(tbl)
+                UNION SELECT tbl) m)
+    SELECT h.* FROM (
+        SELECT l.* FROM trading_guard.audit_log l, members
+         WHERE l.key_hash OPERATOR(pg_catalog.=) trading_guard.audit_key_hash(key::text)
+           AND l.row_key OPERATOR(pg_catalog.=) key::text
+           AND l.table_oid OPERATOR(pg_catalog.=) ANY (members.oids)
+        UNION ALL
+        SELECT l.* FROM trading_guard.audit_log l, members
+         WHERE l.old_key OPERATOR(pg_catalog.=) key::text
+           AND l.table_oid OPERATOR(pg_catalog.=) ANY (members.oids)
+        UNION ALL
+        SELECT l.* FROM trading_guard.audit_log l, members
+         WHERE l.table_oid OPERATOR(pg_catalog.=) ANY (members.oids) AND l.row_key IS NULL
+           AND l.operation OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE}'::text[])
+           AND (l.new_row OPERATOR(pg_catalog.@>) key OR l.old_row OPERATOR(pg_catalog.@>) key)) h
+     ORDER BY h.event_time, h.id
+$$;
