@@ -30,6 +30,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -665,6 +666,12 @@ tg_audit_proof(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 
 	tg_keyring_require();
+	/* a proof holds the row: only for those who may read the log */
+	if (pg_class_aclcheck(tg_audit_log_oid(), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table audit_log"),
+				 errdetail("An inclusion proof holds the audit row itself.")));
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	PushActiveSnapshot(snap);
 	tg_sql_connect();
