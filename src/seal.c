@@ -285,6 +285,18 @@ tg_seal_merkle_root(const TgSealLeaf *leaves, int64 n, uint8 *out)
 	TgHash		r;
 	int64		k;
 
+	if (n == 0)
+	{
+		/* RFC 6962: the hash of an empty tree is the hash of nothing */
+		unsigned int len = 0;
+
+		tg_seal_md_init();
+		if (EVP_Digest("", 0, out, &len, sha256, NULL) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not compute SHA-256")));
+		return;
+	}
 	if (n == 1)
 	{
 		memcpy(out, leaves[0].hash, TG_HASH_LEN);
@@ -567,13 +579,13 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 	n = tg_sql(last_only ?
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-			   "       merkle_root, prev_hash, chain_hash, signature"
+			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier"
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0"
 			   " ORDER BY batch DESC LIMIT 1" :
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-			   "       merkle_root, prev_hash, chain_hash, signature"
+			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier"
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0 OR batch OPERATOR(pg_catalog.=) $1"
 			   " ORDER BY batch",
@@ -599,6 +611,7 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 		copy_hash(tup, desc, 10, b[i].prev_chain, TG_HASH_LEN);
 		copy_hash(tup, desc, 11, b[i].chain, TG_HASH_LEN);
 		copy_hash(tup, desc, 12, b[i].signature, TG_SIG_LEN);
+		b[i].system_id = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
 
 		old = MemoryContextSwitchTo(upper);
 		b[i].snapshot = pstrdup(snapshot);
@@ -611,6 +624,78 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 	}
 	*out = b;
 	return (int) n;
+}
+
+/* Is id in one of the (sorted, disjoint) ranges [lo[i], hi[i])? */
+static bool
+id_in_ranges(int64 id, const int64 *lo, const int64 *hi, int n)
+{
+	int			l = 0;
+	int			h = n - 1;
+
+	while (l <= h)
+	{
+		int			m = (l + h) / 2;
+
+		if (id < lo[m])
+			h = m - 1;
+		else if (id >= hi[m])
+			l = m + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+static int
+id_range_cmp(const void *a, const void *b)
+{
+	int64		x = ((const int64 *) a)[0];
+	int64		y = ((const int64 *) b)[0];
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The sealed ids of every batch, as sorted ranges (*lo, *hi; returns how
+ * many): for a log sealed in another cluster (restored from a dump), whose
+ * batches' snapshots mean nothing to this cluster's transaction ids.
+ */
+static int
+all_sealed_ranges(int64 **lo, int64 **hi)
+{
+	TgSealBatch *all;
+	int			nall = tg_seal_load_batches(&all, false, 0);
+	int			n = 0;
+	int64	   *pairs;
+
+	for (int i = 0; i < nall; i++)
+		n += all[i].nranges;
+	pairs = palloc_extended(sizeof(int64) * 2 * Max(n, 1), MCXT_ALLOC_HUGE);
+	n = 0;
+	for (int i = 0; i < nall; i++)
+		for (int r = 0; r < all[i].nranges; r++)
+		{
+			pairs[2 * n] = all[i].range_lo[r];
+			pairs[2 * n + 1] = all[i].range_hi[r];
+			n++;
+		}
+	qsort(pairs, n, 2 * sizeof(int64), id_range_cmp);
+	*lo = palloc_extended(sizeof(int64) * Max(n, 1), MCXT_ALLOC_HUGE);
+	*hi = palloc_extended(sizeof(int64) * Max(n, 1), MCXT_ALLOC_HUGE);
+	for (int i = 0; i < n; i++)
+	{
+		(*lo)[i] = pairs[2 * i];
+		(*hi)[i] = pairs[2 * i + 1];
+	}
+	return n;
+}
+
+/* Was batch b sealed by this cluster (so its snapshot speaks of our xids)? */
+bool
+tg_seal_batch_is_local(const TgSealBatch *b)
+{
+	return b->system_id == (int64) GetSystemIdentifier();
 }
 
 /* ------------------------------------------------------------------------
@@ -738,6 +823,9 @@ typedef struct SealCollect
 	int64		cap;
 	TimestampTz max_time;
 	MemoryContext cxt;
+	int			nexcl;			/* ids sealed in another cluster */
+	int64	   *excl_lo;
+	int64	   *excl_hi;
 } SealCollect;
 
 static void
@@ -754,6 +842,8 @@ seal_collect_row(void *arg, TupleDesc desc, Datum *values, bool *nulls)
 	/* committed after our snapshot, or ours (not committed yet) */
 	if (!tg_seal_xid_visible(c->cur, txid) || txid == c->own_xid)
 		return;
+	if (c->nexcl > 0 && id_in_ranges(DatumGetInt64(values[id_att]), c->excl_lo, c->excl_hi, c->nexcl))
+		return;					/* sealed before the restore */
 	if (c->n == c->cap)
 	{
 		c->cap *= 2;
@@ -861,6 +951,7 @@ tg_seal_run(bool wait)
 	char	   *msg;
 	int			nlast;
 	int64		result;
+	bool		foreign;
 
 	if (!OidIsValid(log_oid))
 		ereport(ERROR,
@@ -878,6 +969,7 @@ tg_seal_run(bool wait)
 	nlast = tg_seal_load_batches(&last, true, 0);
 	if (nlast > 0)
 		tg_seal_parse_snapshot(last->snapshot, &prev);
+	foreign = nlast > 0 && !tg_seal_batch_is_local(last);
 
 	/* the snapshot, in full xids, as pg_current_snapshot() gives it */
 	tg_seal_parse_snapshot(DatumGetCString(DirectFunctionCall1(pg_snapshot_out,
@@ -892,13 +984,21 @@ tg_seal_run(bool wait)
 	c.cap = 1024;
 	c.leaves = palloc_extended(sizeof(TgSealLeaf) * c.cap, MCXT_ALLOC_HUGE);
 	c.max_time = DT_NOBEGIN;
+	if (foreign)
+		c.nexcl = all_sealed_ranges(&c.excl_lo, &c.excl_hi);
 
 	rel = table_open(log_oid, AccessShareLock);
-	tg_seal_scan_after(rel, snap, nlast > 0 ? &prev : NULL, seal_collect_row, &c);
+	tg_seal_scan_after(rel, snap, (nlast > 0 && !foreign) ? &prev : NULL, seal_collect_row, &c);
 	table_close(rel, AccessShareLock);
 
+	/*
+	 * Nothing to seal: no batch.  Except for the first sealing in this
+	 * cluster of a log sealed elsewhere: an empty batch then anchors the
+	 * chain to this cluster's transaction ids, so that the next rounds need
+	 * not look at the whole log again.
+	 */
 	result = c.n;
-	if (c.n > 0)
+	if (c.n > 0 || foreign)
 	{
 		uint8	   *tags;
 		TgSqlArgs	args = {0};
@@ -938,13 +1038,15 @@ tg_seal_run(bool wait)
 		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.prev_chain, TG_HASH_LEN)));
 		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.chain, TG_HASH_LEN)));
 		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.signature, TG_SIG_LEN)));
-		tg_sql_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(c.max_time));
+		tg_sql_arg(&args, TIMESTAMPTZOID,
+				   TimestampTzGetDatum(c.n > 0 ? c.max_time : b.sealed_at));
+		tg_sql_arg(&args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
 		(void) tg_sql("INSERT INTO trading_guard.audit_seal"
 					  " (batch, sealed_at, key_version, first_position, row_count,"
 					  "  snapshot, ids, leaf_tags, merkle_root, prev_hash, chain_hash,"
-					  "  signature, max_event_time)"
+					  "  signature, max_event_time, system_identifier)"
 					  " VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.pg_snapshot,"
-					  "  $7::pg_catalog.int8multirange, $8, $9, $10, $11, $12, $13)",
+					  "  $7::pg_catalog.int8multirange, $8, $9, $10, $11, $12, $13, $14)",
 					  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
 	}
 	tg_sql_finish();
@@ -976,36 +1078,6 @@ tg_seal_audit(PG_FUNCTION_ARGS)
  * Purge
  * ------------------------------------------------------------------------
  */
-
-/* Is id in one of the (sorted, disjoint) ranges [lo[i], hi[i])? */
-static bool
-id_in_ranges(int64 id, const int64 *lo, const int64 *hi, int n)
-{
-	int			l = 0;
-	int			h = n - 1;
-
-	while (l <= h)
-	{
-		int			m = (l + h) / 2;
-
-		if (id < lo[m])
-			h = m - 1;
-		else if (id >= hi[m])
-			l = m + 1;
-		else
-			return true;
-	}
-	return false;
-}
-
-static int
-id_range_cmp(const void *a, const void *b)
-{
-	int64		x = ((const int64 *) a)[0];
-	int64		y = ((const int64 *) b)[0];
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
 
 /*
  * SQL: purge_audit(older_than interval) returns bigint
@@ -1327,6 +1399,9 @@ typedef struct SealBacklog
 {
 	int64		rows;
 	TimestampTz oldest;
+	int			nexcl;			/* ids sealed in another cluster */
+	int64	   *excl_lo;
+	int64	   *excl_hi;
 } SealBacklog;
 
 /* seal_status's callback: a visible row not sealed yet, if committed */
@@ -1338,6 +1413,9 @@ backlog_row(void *arg, TupleDesc desc, Datum *values, bool *nulls)
 	int			x = log_attnum(desc, "txid") - 1;
 
 	if (TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(DatumGetFullTransactionId(values[x]))))
+		return;
+	if (b->nexcl > 0 &&
+		id_in_ranges(DatumGetInt64(values[log_attnum(desc, "id") - 1]), b->excl_lo, b->excl_hi, b->nexcl))
 		return;
 	b->rows++;
 	if (!nulls[t] && DatumGetTimestampTz(values[t]) < b->oldest)
@@ -1371,6 +1449,12 @@ tg_seal_status(PG_FUNCTION_ARGS)
 	PushActiveSnapshot(snap);
 	tg_sql_connect();
 	nlast = tg_seal_load_batches(&last, true, 0);
+	backlog.nexcl = 0;
+	if (nlast > 0 && !tg_seal_batch_is_local(last))
+	{
+		backlog.nexcl = all_sealed_ranges(&backlog.excl_lo, &backlog.excl_hi);
+		nlast = -nlast;			/* no snapshot of ours: look at every row */
+	}
 	tg_sql_finish();
 	if (nlast > 0)
 		tg_seal_parse_snapshot(last->snapshot, &prev);
@@ -1383,7 +1467,7 @@ tg_seal_status(PG_FUNCTION_ARGS)
 	PopActiveSnapshot();
 	UnregisterSnapshot(snap);
 
-	if (nlast > 0)
+	if (nlast != 0)
 	{
 		values[0] = Int64GetDatum(last->first_position + last->row_count - 1);
 		values[1] = Int64GetDatum(last->batch);

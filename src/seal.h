@@ -38,6 +38,7 @@ typedef struct TgSealBatch
 	int32		key_version;
 	int64		first_position;
 	int64		row_count;
+	int64		system_id;		/* of the cluster that sealed it */
 	char	   *snapshot;		/* pg_snapshot text: xmin:xmax:xip,... */
 	int			nranges;		/* ids, as half-open ranges [lo, hi) */
 	int64	   *range_lo;
@@ -80,6 +81,7 @@ extern void tg_seal_parse_snapshot(const char *text, TgFullSnapshot *s);
 extern bool tg_seal_xid_visible(const TgFullSnapshot *s, uint64 xid);
 extern int	tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch);
 extern Oid	tg_audit_seal_oid(void);
+extern bool tg_seal_batch_is_local(const TgSealBatch *b);
 extern char *tg_hex(const uint8 *data, int len);
 extern char *tg_base64(const uint8 *data, int len);
 

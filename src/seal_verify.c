@@ -332,7 +332,8 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 			uint64		txid = nuls[txid_att] ? 0 :
 			U64FromFullTransactionId(DatumGetFullTransactionId(vals[txid_att]));
 
-			if (nb > 0 && tg_seal_xid_visible(&last_snap, txid))
+			if (nb > 0 && tg_seal_batch_is_local(&b[nb - 1]) &&
+				tg_seal_xid_visible(&last_snap, txid))
 			{
 				/* where it would have been sealed: the first batch seeing it */
 				int64		pos = b[nb - 1].first_position;

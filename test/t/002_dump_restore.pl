@@ -14,9 +14,20 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+# A key ring made now (sealing needs one), shared by both clusters below.
+my $keyfile = PostgreSQL::Test::Utils::tempdir() . '/ring.keys';
+{
+	open my $fh, '>', $keyfile or die "$keyfile: $!";
+	print $fh '1 ', unpack('H*', join('', map { chr(int(rand(256))) } 1 .. 32)), "\n";
+	close $fh;
+	chmod 0600, $keyfile or die "chmod $keyfile: $!";
+}
+
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'trading_guard'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'trading_guard'
+trading_guard.key_file = '$keyfile'
+trading_guard.seal_interval = 0");
 $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE src');
@@ -39,6 +50,10 @@ $node->safe_psql('src', q{
 	INSERT INTO trades VALUES (1, '2026-05-01', 1, 's'), (2, '2027-05-01', 2, 's');
 	UPDATE trades SET qty = 3 WHERE id = 2;
 });
+
+# Sealed before the dump, with one row written after the seal (unsealed).
+is($node->safe_psql('src', 'SELECT trading_guard.seal_audit() > 0'), 't', 'the source log is sealed');
+$node->safe_psql('src', q{UPDATE trades SET qty = 5 WHERE id = 1});
 
 my $registry = q{SELECT symbol, status, min_qty, max_qty, step_size, min_price,
 	max_price, tick_size, min_notional, max_notional FROM trading_guard.symbols ORDER BY 1};
@@ -88,6 +103,41 @@ is($node->safe_psql('dst', q{SELECT operation, row_key, new_row->>'secret' FROM 
 	WHERE operation IN ('INSERT', 'UPDATE') ORDER BY id DESC LIMIT 3}),
 	qq{INSERT|{"id": 4, "day": "2028-06-01"}|[masked]\nUPDATE|{"id": 1, "day": "2026-05-01"}|[masked]\nINSERT|{"id": 3, "day": "2027-06-01"}|[masked]},
 	'the restored database audits, masks, and covers a new partition');
+
+# Sealing across the restore: the same cluster (transaction ids go on) ...
+my $verify = q{SELECT ok, problem, unsealed_rows > 0 FROM trading_guard.verify_audit()};
+like($node->safe_psql('dst', $verify), qr/^t\|\|/, 'the restored log verifies in the same cluster');
+$node->safe_psql('dst', 'SELECT trading_guard.seal_audit()');
+is($node->safe_psql('dst', q{SELECT ok, problem, unsealed_rows FROM trading_guard.verify_audit()}),
+	't||0', 'the rows written and restored since the last seal are sealed, the chain goes on');
+
+# ... and another cluster, whose transaction ids have nothing to do with the
+# ones in the restored snapshots of audit_seal.
+my $other = PostgreSQL::Test::Cluster->new('other');
+$other->init;
+$other->append_conf('postgresql.conf', "shared_preload_libraries = 'trading_guard'
+trading_guard.key_file = '$keyfile'
+trading_guard.seal_interval = 0");
+$other->start;
+$other->safe_psql('postgres', 'CREATE DATABASE dst');
+command_ok([ 'pg_restore', '--exit-on-error', '-d', $other->connstr('dst'), $dump ],
+	'pg_restore into a database of another cluster');
+like($other->safe_psql('dst', $verify), qr/^t\|\|t$/,
+	'the restored log verifies in another cluster (its newest rows not sealed yet)');
+is($other->safe_psql('dst', 'SELECT backlog_rows > 0 FROM trading_guard.seal_status'), 't',
+	'seal_status counts the restored rows that were not sealed');
+$other->safe_psql('dst', q{INSERT INTO trades VALUES (9, '2026-09-09', 9, 'z')});
+$other->safe_psql('dst', 'SELECT trading_guard.seal_audit()');
+$other->safe_psql('dst', q{INSERT INTO trades VALUES (10, '2026-10-10', 10, 'z')});
+$other->safe_psql('dst', 'SELECT trading_guard.seal_audit()');
+is($other->safe_psql('dst', q{SELECT ok, problem, unsealed_rows FROM trading_guard.verify_audit()}),
+	't||0', 'the new rows of the other cluster are sealed after the restored ones and verify');
+is($other->safe_psql('dst', 'SELECT backlog_rows FROM trading_guard.seal_status'), '0',
+	'no backlog in the other cluster');
+is($other->safe_psql('dst', q{SELECT count(*) FROM trading_guard.audit_log l
+	WHERE NOT EXISTS (SELECT 1 FROM trading_guard.audit_seal s WHERE s.ids @> l.id)}),
+	'0', 'every row of the restored and continued log is in a batch');
+$other->stop;
 
 $node->stop;
 done_testing();
