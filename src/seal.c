@@ -145,6 +145,21 @@ tg_sha256(char prefix, const void *a, size_t alen, const void *b, size_t blen, u
 				 errmsg("could not compute SHA-256")));
 }
 
+/*
+ * Scratch space for one key version's subkeys, in locked memory that is
+ * left out of core dumps: allocated once per process, wiped by the caller
+ * after each use.
+ */
+TgKeyVersion *
+tg_seal_key_scratch(void)
+{
+	static TgKeyVersion *kv = NULL;
+
+	if (kv == NULL)
+		kv = tg_secure_alloc(sizeof(TgKeyVersion));
+	return kv;
+}
+
 /* Base64 of data, one line */
 char *
 tg_base64(const uint8 *data, int len)
@@ -383,7 +398,7 @@ bool
 tg_seal_signing_key(int32 key_version, uint8 *pub, uint8 *sig_out,
 					const char *msg, int msglen)
 {
-	static TgKeyVersion *kv = NULL;
+	TgKeyVersion *kv = tg_seal_key_scratch();
 	static uint8 *seed = NULL;
 	static const char info[] = "trading_guard/v1/digest-signing-key";
 	EVP_PKEY   *pkey = NULL;
@@ -391,11 +406,8 @@ tg_seal_signing_key(int32 key_version, uint8 *pub, uint8 *sig_out,
 	size_t		len;
 	bool		ok;
 
-	if (kv == NULL)
-	{
-		kv = tg_secure_alloc(sizeof(TgKeyVersion));
+	if (seed == NULL)
 		seed = tg_secure_alloc(TG_KEY_LEN);
-	}
 	if (!tg_keyring_get((uint32) key_version, kv))
 		return false;
 	len = 0;
@@ -1017,7 +1029,7 @@ tg_seal_run(bool wait)
 		for (int64 i = 0; i < c.n; i++)
 			memcpy(tags + i * TG_TAG_LEN, c.leaves[i].hash, TG_TAG_LEN);
 
-		kv = tg_secure_alloc(sizeof(TgKeyVersion));
+		kv = tg_seal_key_scratch();
 		if (!tg_keyring_get(0, kv))
 			elog(ERROR, "the key ring has no key version");
 		b.key_version = (int32) kv->version;

@@ -68,6 +68,7 @@ typedef struct TgSealLeaf
 
 /* seal.c */
 extern void tg_seal_init(void);
+extern struct TgKeyVersion *tg_seal_key_scratch(void);
 extern PGDLLEXPORT void tg_seal_worker_main(Datum arg);
 extern void tg_seal_canonical(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls);
 extern void tg_seal_leaf_hash(const char *data, int len, uint8 *out);

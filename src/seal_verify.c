@@ -381,7 +381,7 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	UnregisterSnapshot(snap);
 
 	/* the batches, in chain order */
-	kv = tg_secure_alloc(sizeof(TgKeyVersion));
+	kv = tg_seal_key_scratch();
 	for (int i = start; i < nb; i++)
 	{
 		TgSealBatch *bt = &b[i];
