@@ -151,6 +151,8 @@ SELECT trading_guard.purge_audit('-1 day');
 SELECT trading_guard.purge_audit(NULL);
 SELECT trading_guard.purge_audit('100 years');
 SELECT count(*) > 0 AS rows_left FROM trading_guard.audit_log;
+-- only sealed rows leave (see sql/seal.sql)
+SELECT trading_guard.seal_audit() > 0 AS sealed;
 SELECT trading_guard.purge_audit('0') > 0 AS purged;
 -- only the purge's own record is left
 SELECT operation, table_name, new_row->>'older_than' AS older_than,

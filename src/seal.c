@@ -1545,6 +1545,11 @@ tg_seal_init(void)
 							600, 0, 7 * 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	/* PostgreSQL refuses to define PGC_POSTMASTER variables after startup */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomStringVariable("trading_guard.seal_databases",
 							   "Databases whose audit trail a background worker seals.",
 							   "A comma-separated list; each needs a worker process (max_worker_processes).",
@@ -1552,9 +1557,6 @@ tg_seal_init(void)
 							   "postgres",
 							   PGC_POSTMASTER, 0,
 							   NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 
 	tg_shmem_register("trading_guard sealing", sizeof(TgSealShared), seal_shmem_init);
 
