@@ -46,7 +46,8 @@ CREATE TABLE trading_guard.audit_seal (
     chain_hash      bytea       NOT NULL,
     signature       bytea       NOT NULL,
     max_event_time  timestamptz NOT NULL,
-    system_identifier bigint    NOT NULL
+    system_identifier bigint    NOT NULL,
+    purged_through  bigint      NOT NULL
 );
 COMMENT ON TABLE trading_guard.audit_seal IS
 'the sealed hash chain over trading_guard.audit_log: one row per batch of sealed audit rows';

@@ -326,7 +326,8 @@ tg_seal_merkle_root(const TgSealLeaf *leaves, int64 n, uint8 *out)
 /*
  * The chain hash of a batch: HMAC-SHA256 under the sealing subkey of its
  * key version, over "TGSEAL1", batch, first position, rows (8 bytes each),
- * key version (4), sealed_at (8, microseconds since 2000-01-01 UTC), root,
+ * purged_through (8), key version (4), sealed_at (8, microseconds since
+ * 2000-01-01 UTC), root,
  * previous chain hash, then the snapshot's length (4) and text.
  */
 void
@@ -341,6 +342,7 @@ tg_seal_chain_hash(const TgSealBatch *b, const uint8 *seal_key, uint8 *out)
 	append_be(&buf, (uint64) b->batch, 8);
 	append_be(&buf, (uint64) b->first_position, 8);
 	append_be(&buf, (uint64) b->row_count, 8);
+	append_be(&buf, (uint64) b->purged_through, 8);
 	append_be(&buf, (uint32) b->key_version, 4);
 	append_be(&buf, (uint64) b->sealed_at, 8);
 	appendBinaryStringInfo(&buf, (const char *) b->root, TG_HASH_LEN);
@@ -591,13 +593,13 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 	n = tg_sql(last_only ?
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier"
+			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0"
 			   " ORDER BY batch DESC LIMIT 1" :
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier"
+			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0 OR batch OPERATOR(pg_catalog.=) $1"
 			   " ORDER BY batch",
@@ -624,6 +626,7 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 		copy_hash(tup, desc, 11, b[i].chain, TG_HASH_LEN);
 		copy_hash(tup, desc, 12, b[i].signature, TG_SIG_LEN);
 		b[i].system_id = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
+		b[i].purged_through = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
 
 		old = MemoryContextSwitchTo(upper);
 		b[i].snapshot = pstrdup(snapshot);
@@ -941,6 +944,51 @@ bytea_of(const void *data, Size len)
 }
 
 /*
+ * Chain, sign and insert batch b (all but its key version, chain hash and
+ * signature filled in) with the newest key version.  The caller holds the
+ * sealing lock and is connected to SPI.
+ */
+static void
+insert_batch(TgSealBatch *b, const char *ranges, bytea *tags, TimestampTz max_time)
+{
+	TgKeyVersion *kv = tg_seal_key_scratch();
+	TgSqlArgs	args = {0};
+	uint8		pub[TG_HASH_LEN];
+	char	   *msg;
+
+	if (!tg_keyring_get(0, kv))
+		elog(ERROR, "the key ring has no key version");
+	b->key_version = (int32) kv->version;
+	tg_seal_chain_hash(b, kv->subkeys[TG_KEY_SEALING], b->chain);
+	OPENSSL_cleanse(kv, sizeof(TgKeyVersion));
+	msg = tg_seal_digest_message(b);
+	(void) tg_seal_signing_key(b->key_version, pub, b->signature, msg, strlen(msg));
+
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->batch));
+	tg_sql_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(b->sealed_at));
+	tg_sql_arg(&args, INT4OID, Int32GetDatum(b->key_version));
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->first_position));
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->row_count));
+	tg_sql_arg_text(&args, b->snapshot);
+	tg_sql_arg_text(&args, ranges);
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(tags));
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b->root, TG_HASH_LEN)));
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b->prev_chain, TG_HASH_LEN)));
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b->chain, TG_HASH_LEN)));
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b->signature, TG_SIG_LEN)));
+	tg_sql_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(max_time));
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->system_id));
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->purged_through));
+	(void) tg_sql("INSERT INTO trading_guard.audit_seal"
+				  " (batch, sealed_at, key_version, first_position, row_count,"
+				  "  snapshot, ids, leaf_tags, merkle_root, prev_hash, chain_hash,"
+				  "  signature, max_event_time, system_identifier, purged_through)"
+				  " VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.pg_snapshot,"
+				  "  $7::pg_catalog.int8multirange, $8, $9, $10, $11, $12, $13, $14, $15)",
+				  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
+}
+
+/*
  * Seal every committed row not sealed yet, as one new batch.  Returns how
  * many rows, or -1 if another sealer holds the lock and !wait.  The caller
  * has checked that a key ring is loaded and is in a transaction on the
@@ -958,9 +1006,6 @@ tg_seal_run(bool wait)
 	TgFullSnapshot prev;
 	TgFullSnapshot cur;
 	SealCollect c;
-	TgKeyVersion *kv;
-	uint8		pub[TG_HASH_LEN];
-	char	   *msg;
 	int			nlast;
 	int64		result;
 	bool		foreign;
@@ -1013,7 +1058,6 @@ tg_seal_run(bool wait)
 	if (c.n > 0 || foreign)
 	{
 		uint8	   *tags;
-		TgSqlArgs	args = {0};
 
 		qsort(c.leaves, c.n, sizeof(TgSealLeaf), leaf_cmp);
 		memset(&b, 0, sizeof(b));
@@ -1022,6 +1066,8 @@ tg_seal_run(bool wait)
 		b.row_count = c.n;
 		b.sealed_at = GetCurrentTimestamp();
 		b.snapshot = snapshot_text(&cur, c.own_xid);
+		b.system_id = (int64) GetSystemIdentifier();
+		b.purged_through = nlast > 0 ? last->purged_through : 0;
 		if (nlast > 0)
 			memcpy(b.prev_chain, last->chain, TG_HASH_LEN);
 		tg_seal_merkle_root(c.leaves, c.n, b.root);
@@ -1029,37 +1075,8 @@ tg_seal_run(bool wait)
 		for (int64 i = 0; i < c.n; i++)
 			memcpy(tags + i * TG_TAG_LEN, c.leaves[i].hash, TG_TAG_LEN);
 
-		kv = tg_seal_key_scratch();
-		if (!tg_keyring_get(0, kv))
-			elog(ERROR, "the key ring has no key version");
-		b.key_version = (int32) kv->version;
-		tg_seal_chain_hash(&b, kv->subkeys[TG_KEY_SEALING], b.chain);
-		OPENSSL_cleanse(kv, sizeof(TgKeyVersion));
-		msg = tg_seal_digest_message(&b);
-		(void) tg_seal_signing_key(b.key_version, pub, b.signature, msg, strlen(msg));
-
-		tg_sql_arg(&args, INT8OID, Int64GetDatum(b.batch));
-		tg_sql_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(b.sealed_at));
-		tg_sql_arg(&args, INT4OID, Int32GetDatum(b.key_version));
-		tg_sql_arg(&args, INT8OID, Int64GetDatum(b.first_position));
-		tg_sql_arg(&args, INT8OID, Int64GetDatum(b.row_count));
-		tg_sql_arg_text(&args, b.snapshot);
-		tg_sql_arg_text(&args, ranges_text(c.leaves, c.n));
-		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(tags, TG_TAG_LEN * c.n)));
-		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.root, TG_HASH_LEN)));
-		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.prev_chain, TG_HASH_LEN)));
-		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.chain, TG_HASH_LEN)));
-		tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b.signature, TG_SIG_LEN)));
-		tg_sql_arg(&args, TIMESTAMPTZOID,
-				   TimestampTzGetDatum(c.n > 0 ? c.max_time : b.sealed_at));
-		tg_sql_arg(&args, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
-		(void) tg_sql("INSERT INTO trading_guard.audit_seal"
-					  " (batch, sealed_at, key_version, first_position, row_count,"
-					  "  snapshot, ids, leaf_tags, merkle_root, prev_hash, chain_hash,"
-					  "  signature, max_event_time, system_identifier)"
-					  " VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.pg_snapshot,"
-					  "  $7::pg_catalog.int8multirange, $8, $9, $10, $11, $12, $13, $14)",
-					  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
+		insert_batch(&b, ranges_text(c.leaves, c.n), bytea_of(tags, TG_TAG_LEN * c.n),
+					 c.n > 0 ? c.max_time : b.sealed_at);
 	}
 	tg_sql_finish();
 	PopActiveSnapshot();
@@ -1095,9 +1112,11 @@ tg_seal_audit(PG_FUNCTION_ARGS)
  * SQL: purge_audit(older_than interval) returns bigint
  *
  * Removes the rows of whole sealed batches whose rows are all older than
- * now() - older_than, oldest batches first, and records the purge with the
- * chain state at the cut (cut_batch, cut_position, cut_chain), which is how
- * verify_audit() tells purged rows from removed ones.  Unsealed rows are
+ * now() - older_than, oldest batches first, seals the cut into the chain
+ * (a batch of no rows whose purged_through names the last batch removed:
+ * how verify_audit() tells purged rows from removed ones), and records the
+ * purge with the chain state at the cut (cut_batch, cut_position,
+ * cut_chain).  Unsealed rows are
  * never removed (nor the sealed rows of a batch that has a newer row, nor
  * any batch after it).  One purge or sealer at a time (SHARE ROW EXCLUSIVE
  * on audit_seal); writers go on.
@@ -1144,6 +1163,8 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 													 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 													 IntervalPGetDatum(older_than)));
 
+	/* the cut is sealed into the chain: that needs the key ring */
+	tg_keyring_require();
 	LockRelationOid(tg_audit_seal_oid(), ShareRowExclusiveLock);
 	PushActiveSnapshot(GetLatestSnapshot());
 	tg_sql_connect();
@@ -1207,6 +1228,35 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 		table_endscan(scan);
 		table_close(rel, NoLock);
 		CommandCounterIncrement();
+	}
+
+	/*
+	 * The cut goes into the chain: a batch of no rows, with the snapshot of
+	 * the one before (it changes nothing of what is sealed) and the new
+	 * purged_through, chained and signed in this transaction.  That is what
+	 * verify_audit() trusts, not the PURGE row (which anyone who can insert
+	 * into audit_log could forge).
+	 */
+	if (cut >= 0 && batches[cut].batch > batches[nbatches - 1].purged_through)
+	{
+		TgSealBatch *last = &batches[nbatches - 1];
+		TgSealBatch b;
+
+		memset(&b, 0, sizeof(b));
+		b.batch = last->batch + 1;
+		b.first_position = last->first_position + last->row_count;
+		b.row_count = 0;
+		b.sealed_at = GetCurrentTimestamp();
+		b.snapshot = last->snapshot;
+		b.system_id = last->system_id;
+		b.purged_through = batches[cut].batch;
+		memcpy(b.prev_chain, last->chain, TG_HASH_LEN);
+		tg_seal_merkle_root(NULL, 0, b.root);
+		PushActiveSnapshot(GetLatestSnapshot());
+		tg_sql_connect();
+		insert_batch(&b, "{}", bytea_of("", 0), b.sealed_at);
+		tg_sql_finish();
+		PopActiveSnapshot();
 	}
 
 	initStringInfo(&detail);

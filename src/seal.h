@@ -38,6 +38,7 @@ typedef struct TgSealBatch
 	int32		key_version;
 	int64		first_position;
 	int64		row_count;
+	int64		purged_through; /* batches up to this one were purged */
 	int64		system_id;		/* of the cluster that sealed it */
 	char	   *snapshot;		/* pg_snapshot text: xmin:xmax:xip,... */
 	int			nranges;		/* ids, as half-open ranges [lo, hi) */

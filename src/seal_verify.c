@@ -183,26 +183,6 @@ note(Problem *p, int64 position, int64 id, const char *kind, char *detail)
 	p->detail = detail;
 }
 
-/* The cut of the newest purge: the batch up to which rows were removed */
-static int64
-purge_cut(TupleDesc desc, Datum *values, bool *nulls, int op_att, int new_att)
-{
-	JsonbValue	v;
-	Jsonb	   *j;
-	text	   *op;
-
-	if (nulls[op_att] || nulls[new_att])
-		return 0;
-	op = DatumGetTextPP(values[op_att]);
-	if (VARSIZE_ANY_EXHDR(op) != 5 || memcmp(VARDATA_ANY(op), "PURGE", 5) != 0)
-		return 0;
-	j = DatumGetJsonbP(values[new_att]);
-	if (getKeyJsonValueFromContainer(&j->root, "cut_batch", 9, &v) == NULL ||
-		v.type != jbvNumeric)
-		return 0;
-	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
-}
-
 /*
  * SQL: verify_audit(from_position bigint DEFAULT NULL, digest text DEFAULT NULL)
  *   returns (ok, rows_checked, batches_checked, first_bad_position,
@@ -235,9 +215,7 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	Datum	   *vals;
 	bool	   *nuls;
 	int			id_att,
-				txid_att,
-				op_att,
-				new_att;
+				txid_att;
 	StringInfoData buf;
 	TgFullSnapshot last_snap;
 	int64		cut = 0;
@@ -304,15 +282,17 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	leaves = palloc_extended(TG_HASH_LEN * Max(npos, 1), MCXT_ALLOC_HUGE);
 	present = palloc_extended(sizeof(bool) * Max(npos, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	if (nb > 0)
+	{
 		tg_seal_parse_snapshot(b[nb - 1].snapshot, &last_snap);
+		/* checked below: every batch's HMAC covers its purged_through */
+		cut = b[nb - 1].purged_through;
+	}
 
 	/* every row of the log */
 	rel = table_open(tg_audit_log_oid(), AccessShareLock);
 	desc = RelationGetDescr(rel);
 	id_att = attnum_of(desc, "id");
 	txid_att = attnum_of(desc, "txid");
-	op_att = attnum_of(desc, "operation");
-	new_att = attnum_of(desc, "new_row");
 	vals = palloc(sizeof(Datum) * desc->natts);
 	nuls = palloc(sizeof(bool) * desc->natts);
 	initStringInfo(&buf);
@@ -325,7 +305,6 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		heap_deform_tuple(tuple, desc, vals, nuls);
 		id = nuls[id_att] ? -1 : DatumGetInt64(vals[id_att]);
-		cut = Max(cut, purge_cut(desc, vals, nuls, op_att, new_att));
 		r = find_range(ranges, nranges, id);
 		if (r == NULL)
 		{
@@ -362,6 +341,13 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 		{
 			int64		pos = r->pos + (id - r->lo);
 
+			if (b[r->batch].batch <= cut)
+			{
+				note(&prob, pos, id, "inserted",
+					 psprintf("audit row " INT64_FORMAT " is in batch " INT64_FORMAT ", which was purged",
+							  id, b[r->batch].batch));
+				continue;
+			}
 			if (pos < base)
 				continue;
 			if (present[pos - base])
@@ -426,6 +412,12 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 		{
 			note(&prob, bt->first_position, -1, "seal changed",
 				 psprintf("the seal of batch " INT64_FORMAT " does not match its contents", bt->batch));
+			break;
+		}
+		if (i > 0 && bt->purged_through < b[i - 1].purged_through)
+		{
+			note(&prob, bt->first_position, -1, "seal changed",
+				 psprintf("batch " INT64_FORMAT " purges less than the batch before it", bt->batch));
 			break;
 		}
 		if (bt->batch <= cut)
