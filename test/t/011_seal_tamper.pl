@@ -90,6 +90,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'trading_guard'
 trading_guard.key_file = '$ring'
 trading_guard.seal_interval = 0
+restart_after_crash = on
 log_line_prefix = '%m [%p] %e %q%a '
 });
 $node->start;
@@ -139,8 +140,8 @@ sub verify_ok
 sub positions
 {
 	my (%pos, %batch);
-	foreach my $line (split /\n/, sql(
-		SELECT batch, first_position, ids::text FROM trading_guard.audit_seal ORDER BY batch))
+	foreach my $line (split /\n/, sql(q{
+		SELECT batch, first_position, ids::text FROM trading_guard.audit_seal ORDER BY batch}))
 	{
 		my ($b, $p, $ids) = split /\|/, $line;
 		while ($ids =~ /\[(\d+),(\d+)\)/g)
@@ -246,6 +247,7 @@ sql(q{
 	UPDATE trades SET qty = 20 WHERE id = 2;
 });
 is(sql('SELECT trading_guard.seal_audit()'), '7', 'batch 1: AUDIT ENABLE, 5 inserts, 1 update');
+my $digest1 = sql('SELECT message FROM trading_guard.audit_digest()');
 sql(q{INSERT INTO trades SELECT g, g, 'second ' || g FROM generate_series(6, 10) g;
 	DELETE FROM trades WHERE id = 1;});
 is(sql('SELECT trading_guard.seal_audit()'), '6', 'batch 2: 5 inserts, 1 delete');
@@ -434,7 +436,11 @@ isnt(sql('SELECT message FROM trading_guard.audit_digest()'), $old_msg, 'the new
 verify_is("f|rewritten|$old_pos|",
 	'c. verify_audit(digest => the older digest): rewritten, at the digest\'s position',
 	args => "digest => '$old_msg'");
+verify_is('f|rewritten|1|',
+	'c. verify_audit(digest => the digest of batch 1): rewritten, at batch 1',
+	args => "digest => '$digest1'");
 restore_clean('the rewrite');
+verify_ok('the restored log verifies against the digest of batch 1', args => "digest => '$digest1'");
 verify_ok('the restored log verifies against the old digest', args => "digest => '$old_msg'");
 
 # ---------------------------------------------------------------------------
@@ -541,7 +547,7 @@ is(sql(qq{SELECT (new_row->>'cut_batch')::int FROM trading_guard.audit_log WHERE
 	$kept_batch - 1, 'g. the PURGE row records the cut at the batch before');
 verify_ok('g. ok after the purge');
 is(sql('SELECT trading_guard.seal_audit()'), '2', 'g. the next seal_audit() seals the unsealed row and the PURGE row');
-is(sql(qq{SELECT count(*) FROM trading_guard.audit_seal WHERE ids @> $purge_id::bigint}), '1',
+is(sql(qq{SELECT count(*) FROM trading_guard.audit_seal WHERE ids @> ${purge_id}::bigint}), '1',
 	'g. the PURGE row is sealed');
 verify_ok('g. ok with the PURGE row sealed');
 ($pos, $bat) = positions();
