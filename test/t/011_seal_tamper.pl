@@ -23,12 +23,17 @@
 #   e. a long-running transaction's rows are sealed once it commits, while
 #      everyone else's are sealed meanwhile; rolled-back rows never appear
 #   g. purge_audit removes only whole sealed batches, keeps unsealed rows,
-#      is itself sealed, and a row deleted from a batch it kept is missing
+#      is itself sealed, and a row deleted from a batch it kept is missing;
+#      TODO: a forged PURGE row that no batch holds must not hide a deleted
+#      row (today verify_audit() takes the cut of any PURGE row)
 #   h. a streaming standby verifies the primary's chain, reports the same
 #      first bad row after tampering on the primary, refuses to seal (25006)
-#   d. SIGKILL of the sealer worker, then of every server process, under a
-#      write load with the worker sealing every 50 ms: after the restart
-#      every committed audit row is sealed and the chain verifies
+#   d. SIGKILL of the sealer worker (the postmaster's crash restart), then
+#      of every server process (the postmaster frozen first, as in TAP 003:
+#      killing it alone lets its children run on and a new one refuses to
+#      start while they hold the shared memory), under a write load with
+#      the worker sealing every 50 ms: after the restart every committed
+#      audit row is sealed and the chain verifies
 #
 # After each tampering the clean state is put back (the data file, or the
 # log and the chain copied aside) and verify_audit() must say ok again, so
