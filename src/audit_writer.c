@@ -804,16 +804,11 @@ tg_writer_open(TgAuditWriter *w)
 	{
 		MemoryContext old = MemoryContextSwitchTo(w->cxt);
 
-		w->indexes = palloc(sizeof(Relation) * Max(log_indexes.n, 1));
+		/* each index is opened when it first takes an entry */
+		w->indexes = palloc0(sizeof(Relation) * Max(log_indexes.n, 1));
 		w->last_block = palloc(sizeof(BlockNumber) * Max(log_indexes.n, 1));
 		for (int i = 0; i < log_indexes.n; i++)
-		{
-			w->indexes[i] = index_open(log_indexes.oids[i], RowExclusiveLock);
 			w->last_block[i] = InvalidBlockNumber;
-			/* AM state (BRIN's descriptor) lives only as long as this writer */
-			log_indexes.info[i]->ii_AmCache = NULL;
-			log_indexes.info[i]->ii_Context = w->cxt;
-		}
 		w->econtext = CreateStandaloneExprContext();
 		MemoryContextSwitchTo(old);
 	}
@@ -851,6 +846,20 @@ tg_writer_index_row(TgAuditWriter *w, TupleTableSlot *slot)
 			ResetExprContext(w->econtext);
 			if (!match)
 				continue;
+		}
+
+		/*
+		 * Open the index now: a partial index that takes no entry from this
+		 * writer (old_key's, for all but key-changing updates) is not opened
+		 * at all.  An index we insert nothing into needs no lock: what keeps
+		 * the index list right is the lock on audit_log itself.
+		 */
+		if (w->indexes[i] == NULL)
+		{
+			w->indexes[i] = index_open(log_indexes.oids[i], RowExclusiveLock);
+			/* AM state (BRIN's descriptor) lives only as long as this writer */
+			ii->ii_AmCache = NULL;
+			ii->ii_Context = w->cxt;
 		}
 		FormIndexDatum(ii, slot, NULL, values, isnull);
 		index_insert(w->indexes[i], values, isnull, &slot->tts_tid, w->rel,
@@ -909,6 +918,8 @@ tg_writer_close(TgAuditWriter *w)
 	{
 		for (int i = 0; i < log_indexes.n; i++)
 		{
+			if (w->indexes[i] == NULL)
+				continue;
 			log_indexes.info[i]->ii_AmCache = NULL;
 			index_close(w->indexes[i], NoLock);
 		}
