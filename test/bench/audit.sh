@@ -630,8 +630,9 @@ if [ "$PART_D" = 1 ]; then
 	read -r 'SZ[t1]' 'SZ[th1]' 'SZ[l1]' 'SZ[lh1]' 'SZ[n1]' 'SZ[i1]' < <(sizes)
 	PSQL_DB=rowsize psql_c main -c "UPDATE trades_tg SET quantity = quantity + 0.001, note = 'upd'"
 	read -r 'SZ[t2]' 'SZ[th2]' 'SZ[l2]' 'SZ[lh2]' 'SZ[n2]' 'SZ[i2]' < <(sizes)
-	[ $((SZ[n1] - SZ[n0])) -eq "$SIZE_ROWS" ] && [ $((SZ[n2] - SZ[n1])) -eq "$SIZE_ROWS" ] ||
+	if [ $((SZ[n1] - SZ[n0])) -ne "$SIZE_ROWS" ] || [ $((SZ[n2] - SZ[n1])) -ne "$SIZE_ROWS" ]; then
 		tg_die "part D: audit_log grew by $((SZ[n1] - SZ[n0])) and $((SZ[n2] - SZ[n1])) rows, expected $SIZE_ROWS each"
+	fi
 	PSQL_DB=postgres psql_c main -c "DROP DATABASE rowsize"
 	tg_log "  trades: $(((SZ[t1] - SZ[t0]) / SIZE_ROWS)) B/row; audit_log per INSERT: $(((SZ[l1] - SZ[l0]) / SIZE_ROWS)) B, per UPDATE: $(((SZ[l2] - SZ[l1]) / SIZE_ROWS)) B"
 fi
