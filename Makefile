@@ -19,6 +19,7 @@ OBJS = \
 	src/order_stats.o \
 	src/protect.o \
 	src/audit.o \
+	src/audit_writer.o \
 	src/audit_ddl.o \
 	src/audit_merge.o \
 	src/utility_guard.o \
@@ -57,6 +58,7 @@ REGRESS = \
 	audit_types \
 	audit_partitions \
 	audit_guard \
+	audit_writer \
 	own_objects \
 	conn_rules \
 	redact \

@@ -71,6 +71,7 @@
 #include "utils/xid8.h"
 
 #include "audit.h"
+#include "audit_writer.h"
 #include "own_tables.h"
 #include "run_sql.h"
 #include "trading_guard.h"
@@ -81,36 +82,6 @@ bool		tg_audit_unchanged_updates = true;
 
 /* What a masked value is replaced by in the row images */
 #define TG_AUDIT_MASK		"[masked]"
-
-/* Audit rows inserted per heap multi-insert */
-#define TG_AUDIT_BATCH		1000
-
-/* ids handed out per nextval() of audit_log_id_seq (its INCREMENT BY) */
-#define TG_AUDIT_ID_BLOCK	1024
-
-/* Columns of trading_guard.audit_log, in order */
-enum
-{
-	AL_ID = 0,
-	AL_EVENT_TIME,
-	AL_TXID,
-	AL_TABLE_OID,
-	AL_SCHEMA_NAME,
-	AL_TABLE_NAME,
-	AL_OPERATION,
-	AL_SESSION_USER,
-	AL_CURRENT_USER,
-	AL_CLIENT_ADDR,
-	AL_APPLICATION_NAME,
-	AL_ACTOR,
-	AL_ROW_KEY,
-	AL_KEY_HASH,
-	AL_OLD_KEY,
-	AL_OLD_ROW,
-	AL_NEW_ROW,
-	AL_CHANGED_COLUMNS,
-	AL_NATTS
-};
 
 /* How a column's value becomes a jsonb value (as to_jsonb() would do it) */
 typedef enum TgColKind
@@ -173,79 +144,8 @@ typedef struct TgAuditCacheEntry
 	TgAuditRel *ar;
 } TgAuditCacheEntry;
 
-/* Values shared by every audit row of one firing */
-typedef struct TgAuditCommon
-{
-	TimestampTz event_time;
-	FullTransactionId fxid;
-	Datum		session_user_name;
-	Datum		current_user_name;
-	Datum		client_addr;
-	bool		client_addr_null;
-	Datum		application_name;
-	Datum		actor;
-} TgAuditCommon;
-
-/* An open audit_log and the batch of rows waiting to be inserted */
-/*
- * audit_log's indexes, as the writer maintains them: built once per backend
- * (and again after a relcache invalidation of audit_log, which any index
- * change sends), so a firing opens the indexes but builds nothing.  An index
- * the fast path cannot maintain (expressions, exclusion constraints,
- * deferred uniqueness) sends the writer down the executor's own path.
- */
-typedef struct TgAuditIndexes
-{
-	bool		valid;
-	bool		use_executor;
-	MemoryContext cxt;
-	int			n;
-	Oid		   *oids;
-	IndexInfo **info;
-	ExprState **pred;			/* partial index predicate, or NULL */
-	bool	   *per_block;		/* BRIN on columns that are the same for every
-								 * row of a writer: one entry per heap block */
-} TgAuditIndexes;
-
-typedef struct TgAuditWriter
-{
-	Relation	rel;
-	MemoryContext cxt;			/* lives as long as the writer */
-	/* fast path */
-	Relation   *indexes;
-	BlockNumber *last_block;	/* per index: heap block of the last entry */
-	ExprContext *econtext;
-	/* executor path */
-	EState	   *estate;
-	ResultRelInfo *rri;
-	BulkInsertState bistate;
-	CommandId	cid;
-	MemoryContext batch_cxt;
-	int			n;
-	int			nslots;
-	TupleTableSlot *slots[TG_AUDIT_BATCH];
-	TgAuditCommon common;
-} TgAuditWriter;
-
-static TgAuditIndexes log_indexes;
 static HTAB *audit_cache = NULL;
 static MemoryContext audit_cache_cxt = NULL;
-static Oid	audit_log_oid = InvalidOid;
-static Oid	audit_seq_oid = InvalidOid;
-
-/* the current block of ids */
-static int64 next_id = 0;
-static int	ids_left = 0;
-
-/* session details that change rarely: looked up again when they change */
-static Oid	cached_session_user = InvalidOid;
-static Datum cached_session_user_name;
-static Oid	cached_current_user = InvalidOid;
-static Datum cached_current_user_name;
-static bool client_addr_known = false;
-static Datum cached_client_addr;
-static bool cached_client_addr_null;
-
 /*
  * Relcache callback: mark the cache entry of the relation stale, or all of
  * them on a cache reset.  (audit_config's changes are counted by
@@ -265,17 +165,9 @@ tg_audit_relcache_callback(Datum arg, Oid relid)
 		entry = hash_search(audit_cache, &relid, HASH_FIND, NULL);
 		if (entry != NULL)
 			entry->ar->valid = false;
-		if (relid == audit_log_oid)
-		{
-			audit_log_oid = InvalidOid;
-			log_indexes.valid = false;
-		}
 		return;
 	}
 
-	log_indexes.valid = false;
-	audit_log_oid = InvalidOid;
-	audit_seq_oid = InvalidOid;
 	hash_seq_init(&seq, audit_cache);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 		entry->ar->valid = false;
@@ -315,24 +207,8 @@ tg_audit_init(void)
 	audit_cache = hash_create("trading_guard audited relations", 64, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(tg_audit_relcache_callback, (Datum) 0);
+	tg_audit_writer_init();
 	tg_audit_merge_init();
-}
-
-/* OID of relation relname in schema trading_guard, or InvalidOid */
-static Oid
-tg_own_relation(const char *relname)
-{
-	Oid			nsp = get_namespace_oid("trading_guard", true);
-
-	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
-}
-
-Oid
-tg_audit_log_oid(void)
-{
-	if (!OidIsValid(audit_log_oid))
-		audit_log_oid = tg_own_relation("audit_log");
-	return audit_log_oid;
 }
 
 Oid
@@ -770,7 +646,7 @@ tg_column_value(TgAuditColumn *col, Datum value, JsonbValue *v)
  * binary format (what pushJsonbValue() and JsonbValueToJsonb() would make
  * of it, without their intermediate structures and sort).
  */
-static Datum
+static Jsonb *
 tg_row_image_flat(TgAuditRel *ar, TupleTableSlot *slot)
 {
 	int			n = ar->ncols;
@@ -851,14 +727,14 @@ tg_row_image_flat(TgAuditRel *ar, TupleTableSlot *slot)
 		je[i] = meta;
 	}
 	SET_VARSIZE(res, p - res);
-	return PointerGetDatum(res);
+	return (Jsonb *) res;
 }
 
 /*
  * The jsonb image of a row: every recorded column, masked ones replaced by
  * the marker.  slot must hold all attributes (slot_getallattrs).
  */
-static Datum
+static Jsonb *
 tg_row_image(TgAuditRel *ar, TupleTableSlot *slot)
 {
 	JsonbParseState *state = NULL;
@@ -893,7 +769,7 @@ tg_row_image(TgAuditRel *ar, TupleTableSlot *slot)
 		pushJsonbValue(&state, WJB_VALUE, &v);
 	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbPGetDatum(JsonbValueToJsonb(res));
+	return JsonbValueToJsonb(res);
 }
 
 /*
@@ -901,13 +777,15 @@ tg_row_image(TgAuditRel *ar, TupleTableSlot *slot)
  * jsonb_out() would print it ({"id": 42}, keys in jsonb order), written
  * directly rather than through a jsonb value.
  */
-static Datum
+static text *
 tg_key_text(TgAuditRel *ar, TupleTableSlot *slot)
 {
 	StringInfoData buf;
 	bool		first = true;
 
+	/* written behind room for the varlena header: the buffer is the text */
 	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
 	appendStringInfoChar(&buf, '{');
 	for (int i = 0; i < ar->ncols; i++)
 	{
@@ -966,61 +844,8 @@ tg_key_text(TgAuditRel *ar, TupleTableSlot *slot)
 		}
 	}
 	appendStringInfoChar(&buf, '}');
-	return PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
-}
-
-/*
- * The index key of a row key's text: for {"name": <integer>} (one member
- * whose value is an integer that fits in 64 bits) the integer itself, so
- * that keys handed out by a sequence land at the right edge of the index;
- * for anything else a 64-bit hash of the text.  A function of the text
- * alone, so history() computes the same from the key it is given.
- */
-static int64
-tg_key_hash(text *key)
-{
-	const char *s = VARDATA_ANY(key);
-	int			len = VARSIZE_ANY_EXHDR(key);
-	int			sep = -1;
-
-	/* the last '": ' separates the last member's name from its value */
-	for (int i = len - 3; i >= 2; i--)
-		if (s[i] == '"' && s[i + 1] == ':' && s[i + 2] == ' ')
-		{
-			sep = i;
-			break;
-		}
-	if (len >= 7 && s[0] == '{' && s[1] == '"' && s[len - 1] == '}' && sep > 0)
-	{
-		const char *v = s + sep + 3;
-		const char *end = s + len - 1;
-		bool		neg = (v < end && *v == '-');
-		bool		single = true;
-		uint64		n = 0;
-		const char *p;
-
-		for (int i = 2; i + 2 < sep && single; i++)
-			single = !(s[i] == '"' && s[i + 1] == ',' && s[i + 2] == ' ');
-		p = neg ? v + 1 : v;
-		if (single && p < end && end - p <= 18)
-		{
-			for (; p < end && *p >= '0' && *p <= '9'; p++)
-				n = n * 10 + (*p - '0');
-			if (p == end)
-				return neg ? -(int64) n : (int64) n;
-		}
-	}
-	return (int64) hash_bytes_extended((const unsigned char *) s, len, 0);
-}
-
-/*
- * SQL: audit_key_hash(row_key text) returns bigint
- */
-PG_FUNCTION_INFO_V1(tg_audit_key_hash);
-Datum
-tg_audit_key_hash(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT64(tg_key_hash(PG_GETARG_TEXT_PP(0)));
+	SET_VARSIZE(buf.data, buf.len);
+	return (text *) buf.data;
 }
 
 /* Are the values of column col equal in both slots? */
@@ -1033,467 +858,6 @@ tg_same_value(TgAuditColumn *col, TupleTableSlot *a, TupleTableSlot *b)
 		return a->tts_isnull[att] && b->tts_isnull[att];
 	return datum_image_eq(a->tts_values[att], b->tts_values[att],
 						  col->typbyval, col->typlen);
-}
-
-/* ------------------------------------------------------------------------
- * The writer
- * ------------------------------------------------------------------------
- */
-
-/*
- * The name of role roleid as a text datum (in TopMemoryContext), looked up
- * again only when the role changes.
- */
-static Datum
-tg_role_name(Oid roleid, Oid *cached_id, Datum *cached_name)
-{
-	if (roleid != *cached_id)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		Datum		name = CStringGetTextDatum(GetUserNameFromId(roleid, false));
-
-		MemoryContextSwitchTo(old);
-		if (OidIsValid(*cached_id))
-			pfree(DatumGetPointer(*cached_name));
-		*cached_name = name;
-		*cached_id = roleid;
-	}
-	return *cached_name;
-}
-
-static void
-tg_audit_common(TgAuditCommon *c)
-{
-	c->event_time = GetCurrentTimestamp();
-	c->fxid = GetTopFullTransactionId();
-	c->session_user_name = tg_role_name(GetSessionUserId(), &cached_session_user,
-										&cached_session_user_name);
-	c->current_user_name = tg_role_name(GetUserId(), &cached_current_user,
-										&cached_current_user_name);
-
-	if (!client_addr_known)
-	{
-		LOCAL_FCINFO(fcinfo, 0);
-		Datum		addr;
-		MemoryContext old;
-
-		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-		addr = inet_client_addr(fcinfo);
-		cached_client_addr_null = fcinfo->isnull;
-		if (!cached_client_addr_null)
-		{
-			old = MemoryContextSwitchTo(TopMemoryContext);
-			cached_client_addr = datumCopy(addr, false, -1);
-			MemoryContextSwitchTo(old);
-		}
-		client_addr_known = true;
-	}
-	c->client_addr = cached_client_addr;
-	c->client_addr_null = cached_client_addr_null;
-
-	c->application_name = (application_name != NULL && application_name[0] != '\0') ?
-		CStringGetTextDatum(application_name) : (Datum) 0;
-	c->actor = (tg_audit_actor != NULL && tg_audit_actor[0] != '\0') ?
-		CStringGetTextDatum(tg_audit_actor) : (Datum) 0;
-}
-
-static int64
-tg_audit_next_id(void)
-{
-	if (ids_left == 0)
-	{
-		if (!OidIsValid(audit_seq_oid))
-			audit_seq_oid = tg_own_relation("audit_log_id_seq");
-		if (!OidIsValid(audit_seq_oid))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("trading_guard.audit_log_id_seq does not exist")));
-		next_id = nextval_internal(audit_seq_oid, false);
-		ids_left = TG_AUDIT_ID_BLOCK;
-	}
-	ids_left--;
-	return next_id++;
-}
-
-/* (Re)build log_indexes from audit_log, which the caller has open */
-static void
-tg_log_indexes_build(Relation rel)
-{
-	List	   *oids = RelationGetIndexList(rel);
-	MemoryContext old;
-	int			i = 0;
-	ListCell   *lc;
-
-	if (log_indexes.cxt == NULL)
-		log_indexes.cxt = AllocSetContextCreate(TopMemoryContext,
-												"trading_guard audit_log indexes",
-												ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(log_indexes.cxt);
-	log_indexes.valid = false;
-	log_indexes.use_executor = false;
-
-	old = MemoryContextSwitchTo(log_indexes.cxt);
-	log_indexes.n = list_length(oids);
-	log_indexes.oids = palloc(sizeof(Oid) * Max(log_indexes.n, 1));
-	log_indexes.info = palloc(sizeof(IndexInfo *) * Max(log_indexes.n, 1));
-	log_indexes.pred = palloc0(sizeof(ExprState *) * Max(log_indexes.n, 1));
-	log_indexes.per_block = palloc0(sizeof(bool) * Max(log_indexes.n, 1));
-	foreach(lc, oids)
-	{
-		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *ii = BuildIndexInfo(index);
-
-		if (ii->ii_Expressions != NIL || ii->ii_ExclusionOps != NULL ||
-			!index->rd_index->indimmediate)
-			log_indexes.use_executor = true;
-		if (ii->ii_Predicate != NIL)
-			log_indexes.pred[i] = ExecInitQual(ii->ii_Predicate, NULL);
-
-		/*
-		 * A BRIN summary of a block range only widens to take in a value.
-		 * When every key column of a BRIN index holds a value that is the
-		 * same for all the rows one writer inserts (its time, transaction,
-		 * roles, ...), the first row placed in a heap block has already
-		 * widened that block's summary for all the others.
-		 */
-		if (index->rd_rel->relam == BRIN_AM_OID && ii->ii_Predicate == NIL)
-		{
-			bool		constant = true;
-
-			for (int k = 0; k < ii->ii_NumIndexAttrs; k++)
-			{
-				AttrNumber	a = ii->ii_IndexAttrNumbers[k] - 1;
-
-				if (a != AL_EVENT_TIME && a != AL_TXID && a != AL_SESSION_USER &&
-					a != AL_CURRENT_USER && a != AL_CLIENT_ADDR &&
-					a != AL_APPLICATION_NAME && a != AL_ACTOR)
-					constant = false;
-			}
-			log_indexes.per_block[i] = constant;
-		}
-		log_indexes.oids[i] = lfirst_oid(lc);
-		log_indexes.info[i] = ii;
-		index_close(index, NoLock);
-		i++;
-	}
-	MemoryContextSwitchTo(old);
-	list_free(oids);
-	log_indexes.valid = true;
-}
-
-/*
- * Refuse to write into a log that is no trail: unlogged (a crash empties
- * it), under row level security (policies could hide rows from auditors),
- * or whose append-only guard trigger is not in force as this backend sees
- * it (the executor fires triggers from the same relcache trigdesc, so a
- * guard switched off by DML on pg_trigger shows here as soon as it would
- * stop firing).  src/utility_guard.c refuses the DDL that would do this;
- * this catches what goes around it.
- */
-#define TG_GUARD_EVENTS (TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_UPDATE | \
-						 TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE)
-
-static void
-tg_check_log_safe(Relation rel)
-{
-	const char *why = NULL;
-	bool		guard = false;
-
-	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
-		why = "It is not a permanent, WAL-logged table: a crash would empty it.";
-	else if (rel->rd_rel->relrowsecurity)
-		why = "Row level security is enabled on it: policies could hide rows from auditors.";
-	else
-	{
-		TriggerDesc *td = rel->trigdesc;
-
-		for (int i = 0; td != NULL && i < td->numtriggers; i++)
-		{
-			Trigger    *t = &td->triggers[i];
-
-			if (strcmp(t->tgname, "audit_log_append_only") == 0 &&
-				t->tgenabled == TRIGGER_FIRES_ALWAYS &&
-				(t->tgtype & TG_GUARD_EVENTS) == TG_GUARD_EVENTS)
-				guard = true;
-		}
-		if (!guard)
-			why = "Its append-only guard trigger audit_log_append_only is missing, disabled or not ENABLE ALWAYS.";
-	}
-	if (why != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_TG_AUDIT_LOG_UNSAFE),
-				 errmsg("trading_guard.audit_log cannot be trusted: nothing is recorded into it"),
-				 errdetail("%s", why),
-				 errhint("A superuser restores it in maintenance mode (SET LOCAL trading_guard.maintenance = on); until then audited changes are refused.")));
-}
-
-static void
-tg_writer_open(TgAuditWriter *w)
-{
-	Oid			logoid = tg_audit_log_oid();
-
-	/* a standby cannot assign the transaction id an insert needs */
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot write an audit row on a standby"),
-				 errdetail("What would be recorded is refused: a server in recovery cannot write to trading_guard.audit_log."),
-				 errhint("Run it on the primary.")));
-	if (!OidIsValid(logoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("trading_guard.audit_log does not exist"),
-				 errhint("Is the trading_guard extension installed in this database?")));
-
-	memset(w, 0, offsetof(TgAuditWriter, slots));
-	w->rel = table_open(logoid, RowExclusiveLock);
-	tg_check_log_safe(w->rel);
-	if (RelationGetDescr(w->rel)->natts != AL_NATTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("trading_guard.audit_log does not have the columns this version of trading_guard writes"),
-				 errdetail("It has %d columns (dropped ones included) instead of %d.",
-						   RelationGetDescr(w->rel)->natts, AL_NATTS),
-				 errhint("The audit log is not to be altered; nothing can be audited until it is restored.")));
-	w->cxt = AllocSetContextCreate(CurrentMemoryContext,
-								   "trading_guard audit writer",
-								   ALLOCSET_DEFAULT_SIZES);
-	w->batch_cxt = AllocSetContextCreate(w->cxt,
-										 "trading_guard audit batch",
-										 ALLOCSET_DEFAULT_SIZES);
-	w->cid = GetCurrentCommandId(true);
-
-	/* opening audit_log has processed any invalidation of its indexes */
-	if (!log_indexes.valid)
-		tg_log_indexes_build(w->rel);
-
-	if (log_indexes.use_executor)
-	{
-		w->estate = CreateExecutorState();
-		w->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
-		ExecOpenIndices(w->rri, false);
-	}
-	else
-	{
-		MemoryContext old = MemoryContextSwitchTo(w->cxt);
-
-		w->indexes = palloc(sizeof(Relation) * Max(log_indexes.n, 1));
-		w->last_block = palloc(sizeof(BlockNumber) * Max(log_indexes.n, 1));
-		for (int i = 0; i < log_indexes.n; i++)
-		{
-			w->indexes[i] = index_open(log_indexes.oids[i], RowExclusiveLock);
-			w->last_block[i] = InvalidBlockNumber;
-			/* AM state (BRIN's descriptor) lives only as long as this writer */
-			log_indexes.info[i]->ii_AmCache = NULL;
-			log_indexes.info[i]->ii_Context = w->cxt;
-		}
-		w->econtext = CreateStandaloneExprContext();
-		MemoryContextSwitchTo(old);
-	}
-	tg_audit_common(&w->common);
-}
-
-/* Index entries of one inserted audit row, without the executor */
-static void
-tg_writer_index_row(TgAuditWriter *w, TupleTableSlot *slot)
-{
-	Datum		values[INDEX_MAX_KEYS];
-	bool		isnull[INDEX_MAX_KEYS];
-
-	for (int i = 0; i < log_indexes.n; i++)
-	{
-		IndexInfo  *ii = log_indexes.info[i];
-
-		/* an index being built concurrently takes entries only once ready */
-		if (!ii->ii_ReadyForInserts)
-			continue;
-		if (log_indexes.per_block[i])
-		{
-			BlockNumber blk = ItemPointerGetBlockNumber(&slot->tts_tid);
-
-			if (blk == w->last_block[i])
-				continue;
-			w->last_block[i] = blk;
-		}
-		if (log_indexes.pred[i] != NULL)
-		{
-			bool		match;
-
-			w->econtext->ecxt_scantuple = slot;
-			match = ExecQual(log_indexes.pred[i], w->econtext);
-			ResetExprContext(w->econtext);
-			if (!match)
-				continue;
-		}
-		FormIndexDatum(ii, slot, NULL, values, isnull);
-		index_insert(w->indexes[i], values, isnull, &slot->tts_tid, w->rel,
-					 w->indexes[i]->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 false, ii);
-	}
-}
-
-/* Insert the batched rows and their index entries */
-static void
-tg_writer_flush(TgAuditWriter *w)
-{
-	if (w->n == 0)
-		return;
-	if (w->n == 1)
-		table_tuple_insert(w->rel, w->slots[0], w->cid, 0, NULL);
-	else
-	{
-		if (w->bistate == NULL)
-			w->bistate = GetBulkInsertState();
-		table_multi_insert(w->rel, w->slots, w->n, w->cid, 0, w->bistate);
-	}
-	for (int i = 0; i < w->n; i++)
-	{
-		if (w->rri != NULL)
-		{
-			List	   *recheck;
-
-			recheck = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
-											false, false, NULL, NIL);
-			list_free(recheck);
-			ResetPerTupleExprContext(w->estate);
-		}
-		else
-			tg_writer_index_row(w, w->slots[i]);
-		ExecClearTuple(w->slots[i]);
-	}
-	w->n = 0;
-	MemoryContextReset(w->batch_cxt);
-}
-
-static void
-tg_writer_close(TgAuditWriter *w)
-{
-	tg_writer_flush(w);
-	if (w->bistate != NULL)
-		FreeBulkInsertState(w->bistate);
-	for (int i = 0; i < w->nslots; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
-	if (w->rri != NULL)
-	{
-		ExecCloseIndices(w->rri);
-		FreeExecutorState(w->estate);
-	}
-	else
-	{
-		for (int i = 0; i < log_indexes.n; i++)
-		{
-			log_indexes.info[i]->ii_AmCache = NULL;
-			index_close(w->indexes[i], NoLock);
-		}
-		FreeExprContext(w->econtext, true);
-	}
-	table_close(w->rel, NoLock);
-	MemoryContextDelete(w->cxt);
-}
-
-/*
- * Queue one audit row.  values/nulls are indexed by the AL_* columns; the
- * writer fills in the id and the session details.  Datums must stay valid
- * until the call returns (the tuple is formed here, in the batch context).
- */
-static void
-tg_writer_add(TgAuditWriter *w, Datum *values, bool *nulls)
-{
-	TgAuditCommon *c = &w->common;
-	TupleTableSlot *slot;
-	HeapTuple	tuple;
-	MemoryContext old;
-
-	values[AL_ID] = Int64GetDatum(tg_audit_next_id());
-	values[AL_EVENT_TIME] = TimestampTzGetDatum(c->event_time);
-	values[AL_TXID] = FullTransactionIdGetDatum(c->fxid);
-	values[AL_SESSION_USER] = c->session_user_name;
-	values[AL_CURRENT_USER] = c->current_user_name;
-	values[AL_CLIENT_ADDR] = c->client_addr;
-	values[AL_APPLICATION_NAME] = c->application_name;
-	values[AL_ACTOR] = c->actor;
-	nulls[AL_ID] = nulls[AL_EVENT_TIME] = nulls[AL_TXID] = false;
-	nulls[AL_SESSION_USER] = nulls[AL_CURRENT_USER] = false;
-	nulls[AL_CLIENT_ADDR] = c->client_addr_null;
-	nulls[AL_APPLICATION_NAME] = c->application_name == (Datum) 0;
-	nulls[AL_ACTOR] = c->actor == (Datum) 0;
-
-	if (w->n == w->nslots)
-		w->slots[w->nslots++] = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
-														 &TTSOpsHeapTuple);
-	slot = w->slots[w->n++];
-
-	old = MemoryContextSwitchTo(w->batch_cxt);
-	tuple = heap_form_tuple(RelationGetDescr(w->rel), values, nulls);
-	MemoryContextSwitchTo(old);
-	ExecStoreHeapTuple(tuple, slot, false);
-
-	if (w->n == TG_AUDIT_BATCH)
-		tg_writer_flush(w);
-}
-
-void
-tg_audit_write_event(const char *operation, Oid relid,
-					 const char *schema, const char *name, Jsonb *detail)
-{
-	tg_audit_write_keyed_event(operation, relid, schema, name, NULL, detail);
-}
-
-/*
- * The same for an event about one row of a table (a credential of the
- * vault): row_key, in the form tg_key_text writes ({"id": 5}), makes the
- * event part of that row's history().
- */
-void
-tg_audit_write_keyed_event(const char *operation, Oid relid,
-						   const char *schema, const char *name,
-						   const char *row_key, Jsonb *detail)
-{
-	TgAuditWriter w;
-	Datum		values[AL_NATTS];
-	bool		nulls[AL_NATTS];
-
-	memset(nulls, true, sizeof(nulls));
-	if (row_key != NULL)
-	{
-		values[AL_ROW_KEY] = CStringGetTextDatum(row_key);
-		values[AL_KEY_HASH] = Int64GetDatum(tg_key_hash(DatumGetTextPP(values[AL_ROW_KEY])));
-		nulls[AL_ROW_KEY] = nulls[AL_KEY_HASH] = false;
-	}
-	if (OidIsValid(relid))
-	{
-		char	   *relname = get_rel_name(relid);
-
-		if (relname != NULL)
-		{
-			name = relname;
-			schema = get_namespace_name(get_rel_namespace(relid));
-		}
-		values[AL_TABLE_OID] = ObjectIdGetDatum(relid);
-		nulls[AL_TABLE_OID] = false;
-	}
-	if (schema != NULL)
-	{
-		values[AL_SCHEMA_NAME] = CStringGetTextDatum(schema);
-		nulls[AL_SCHEMA_NAME] = false;
-	}
-	if (name != NULL)
-	{
-		values[AL_TABLE_NAME] = CStringGetTextDatum(name);
-		nulls[AL_TABLE_NAME] = false;
-	}
-	values[AL_OPERATION] = CStringGetTextDatum(operation);
-	nulls[AL_OPERATION] = false;
-	if (detail != NULL)
-	{
-		values[AL_NEW_ROW] = JsonbPGetDatum(detail);
-		nulls[AL_NEW_ROW] = false;
-	}
-
-	tg_writer_open(&w);
-	tg_writer_add(&w, values, nulls);
-	tg_writer_close(&w);
 }
 
 /* ------------------------------------------------------------------------
@@ -1518,8 +882,7 @@ tg_transition_reader(Tuplestorestate *ts, TupleDesc desc)
  * each updated row's old and new versions together).
  */
 static void
-tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
-			  const char *operation)
+tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td)
 {
 	Relation	rel = td->tg_relation;
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -1529,11 +892,7 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 	TupleTableSlot *newslot = NULL;
 	MemoryContext rowcxt;
 	MemoryContext old;
-	Datum		values[AL_NATTS];
-	bool		nulls[AL_NATTS];
-	Datum		op = CStringGetTextDatum(operation);
 	Datum	   *changed = palloc(sizeof(Datum) * Max(ar->ncols, 1));
-	Oid			relid = RelationGetRelid(rel);
 
 	if (oldts != NULL)
 		oldslot = tg_transition_reader(oldts, desc);
@@ -1549,6 +908,7 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 		bool		have_new = false;
 		bool		key_changed = false;
 		int			nchanged = 0;
+		TgAuditRow	row = {0};
 
 		if (oldslot != NULL)
 			have_old = tuplestore_gettupleslot(oldts, true, false, oldslot);
@@ -1567,7 +927,6 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 			slot_getallattrs(newslot);
 
 		old = MemoryContextSwitchTo(rowcxt);
-		memset(nulls, true, sizeof(nulls));
 
 		if (have_old && have_new)
 		{
@@ -1588,43 +947,23 @@ tg_audit_rows(TgAuditWriter *w, TgAuditRel *ar, TriggerData *td,
 				MemoryContextReset(rowcxt);
 				continue;
 			}
-			values[AL_CHANGED_COLUMNS] =
-				PointerGetDatum(construct_array(changed, nchanged, TEXTOID,
-												-1, false, TYPALIGN_INT));
-			nulls[AL_CHANGED_COLUMNS] = false;
+			row.changed_columns = construct_array(changed, nchanged, TEXTOID,
+												  -1, false, TYPALIGN_INT);
 		}
-
-		values[AL_TABLE_OID] = ObjectIdGetDatum(relid);
-		values[AL_SCHEMA_NAME] = ar->schema;
-		values[AL_TABLE_NAME] = ar->name;
-		values[AL_OPERATION] = op;
-		nulls[AL_TABLE_OID] = nulls[AL_SCHEMA_NAME] = false;
-		nulls[AL_TABLE_NAME] = nulls[AL_OPERATION] = false;
 
 		if (have_old)
-		{
-			values[AL_OLD_ROW] = tg_row_image(ar, oldslot);
-			nulls[AL_OLD_ROW] = false;
-		}
+			row.old_row = tg_row_image(ar, oldslot);
 		if (have_new)
-		{
-			values[AL_NEW_ROW] = tg_row_image(ar, newslot);
-			nulls[AL_NEW_ROW] = false;
-		}
+			row.new_row = tg_row_image(ar, newslot);
 		if (ar->nkeys > 0)
 		{
-			values[AL_ROW_KEY] = tg_key_text(ar, have_new ? newslot : oldslot);
-			values[AL_KEY_HASH] = Int64GetDatum(tg_key_hash(DatumGetTextPP(values[AL_ROW_KEY])));
-			nulls[AL_ROW_KEY] = nulls[AL_KEY_HASH] = false;
+			row.row_key = tg_key_text(ar, have_new ? newslot : oldslot);
 			if (key_changed)
-			{
-				values[AL_OLD_KEY] = tg_key_text(ar, oldslot);
-				nulls[AL_OLD_KEY] = false;
-			}
+				row.old_key = tg_key_text(ar, oldslot);
 		}
 
 		MemoryContextSwitchTo(old);
-		tg_writer_add(w, values, nulls);
+		tg_writer_add(w, &row);
 		MemoryContextReset(rowcxt);
 	}
 
@@ -1688,21 +1027,16 @@ tg_audit_trigger(PG_FUNCTION_ARGS)
 
 	ar = tg_audit_rel_get(td->tg_relation);
 	tg_writer_open(&w);
+	tg_writer_subject(&w, RelationGetRelid(td->tg_relation),
+					  DatumGetTextP(ar->schema), DatumGetTextP(ar->name),
+					  cstring_to_text(operation));
 	if (need_old || need_new)
-		tg_audit_rows(&w, ar, td, operation);
+		tg_audit_rows(&w, ar, td);
 	else
 	{
-		Datum		values[AL_NATTS];
-		bool		nulls[AL_NATTS];
+		TgAuditRow	row = {0};
 
-		memset(nulls, true, sizeof(nulls));
-		values[AL_TABLE_OID] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
-		values[AL_SCHEMA_NAME] = ar->schema;
-		values[AL_TABLE_NAME] = ar->name;
-		values[AL_OPERATION] = CStringGetTextDatum(operation);
-		nulls[AL_TABLE_OID] = nulls[AL_SCHEMA_NAME] = false;
-		nulls[AL_TABLE_NAME] = nulls[AL_OPERATION] = false;
-		tg_writer_add(&w, values, nulls);
+		tg_writer_add(&w, &row);
 	}
 	tg_writer_close(&w);
 

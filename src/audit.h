@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * audit.h
- *	  Row-level audit trail: the trigger of audited tables, the writer of
- *	  trading_guard.audit_log, and the settings they use.
+ *	  Row-level audit trail: the trigger of audited tables, the settings it
+ *	  uses, and what the rest of trading_guard needs to record an event
+ *	  (the writer itself is src/audit_writer.h).
  *
  *-------------------------------------------------------------------------
  */
@@ -19,7 +20,7 @@ extern void tg_audit_init(void);
 extern void tg_audit_merge_init(void);
 
 /*
- * Write one audit row that is not a row change (enable, disable, DDL,
+ * (src/audit_writer.c) Write one audit row that is not a row change (enable, disable, DDL,
  * purge): the session details are filled in, the table is named by relid or,
  * for one that no longer exists, by schema and name.  detail may be NULL.
  */
@@ -31,7 +32,7 @@ extern void tg_audit_write_keyed_event(const char *operation, Oid relid,
 									   const char *row_key, Jsonb *detail);
 
 /* OIDs of the extension's objects in schema trading_guard (InvalidOid if absent) */
-extern Oid	tg_audit_log_oid(void);
+extern Oid	tg_audit_log_oid(void);	/* src/audit_writer.c */
 extern Oid	tg_audit_config_oid(void);
 
 #endif							/* TG_AUDIT_H */

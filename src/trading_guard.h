@@ -42,6 +42,8 @@
 #define ERRCODE_TG_FOREIGN_PARTITION	MAKE_SQLSTATE('T','G','0','6','5')
 #define ERRCODE_TG_AUDIT_LOG_UNSAFE		MAKE_SQLSTATE('T','G','0','6','6')
 #define ERRCODE_TG_MERGE_MOVES_ROWS		MAKE_SQLSTATE('T','G','0','6','7')
+/* audit_log's columns are not what the library writes (src/audit_writer.c) */
+#define ERRCODE_TG_AUDIT_LOG_LAYOUT		MAKE_SQLSTATE('T','G','0','6','8')
 
 /* key ring and credential vault (src/keyring.c, src/vault.c, src/redact.c) */
 #define ERRCODE_TG_LITERAL_SECRET		MAKE_SQLSTATE('T','G','0','7','0')
