@@ -24,8 +24,8 @@
 #      everyone else's are sealed meanwhile; rolled-back rows never appear
 #   g. purge_audit removes only whole sealed batches, keeps unsealed rows,
 #      is itself sealed, and a row deleted from a batch it kept is missing;
-#      TODO: a forged PURGE row that no batch holds must not hide a deleted
-#      row (today verify_audit() takes the cut of any PURGE row)
+#      a forged PURGE row, sealed or not, hides no deleted row (the cut
+#      verify_audit() trusts is chained by purge_audit() itself)
 #   h. a streaming standby verifies the primary's chain, reports the same
 #      first bad row after tampering on the primary, refuses to seal (25006)
 #   d. SIGKILL of the sealer worker (the postmaster's crash restart), then
@@ -565,16 +565,25 @@ restore_clean('the DELETE after the purge');
 
 # A forged, unsealed PURGE row whose cut covers the batch of a deleted row.
 # Its txid is one no snapshot has seen yet, so it is not "inserted".
-TODO:
-{
-	local $TODO = 'verify_audit() takes the purge cut from any PURGE row, sealed or not '
-	  . '(src/seal_verify.c, tg_verify_audit: "cut = Max(cut, purge_cut(...))" runs before the row is found in a batch)';
-	tamper("DELETE FROM trading_guard.audit_log WHERE id = $kept_id; "
-		  . forge_sql($purge_id,
-			qq({"id": 900001, "txid": "4000000000", "new_row": {"cut_batch": 1000}})));
-	verify_is("f|missing|$pos->{$kept_id}|$kept_id",
-		'g. a sealed row deleted and hidden behind a forged unsealed PURGE row: missing');
-}
+tamper("DELETE FROM trading_guard.audit_log WHERE id = $kept_id; "
+	  . forge_sql($purge_id,
+		qq({"id": 900001, "txid": "4000000000", "new_row": {"cut_batch": 1000}})));
+verify_is("f|missing|$pos->{$kept_id}|$kept_id",
+	'g. a sealed row deleted and hidden behind a forged unsealed PURGE row: missing');
+restore_clean('the forged unsealed PURGE row');
+
+# The same with a forged PURGE row that the sealer then seals like any row:
+# the cut verify_audit() trusts is the one purge_audit() chained, not a row.
+tamper("DELETE FROM trading_guard.audit_log WHERE id = $kept_id; "
+	  . qq{INSERT INTO trading_guard.audit_log
+		SELECT r.* FROM trading_guard.audit_log a,
+		       jsonb_populate_record(NULL::trading_guard.audit_log, to_jsonb(a)
+		         || jsonb_build_object('id', 900002, 'txid', pg_current_xact_id()::text,
+		                               'new_row', '{"cut_batch": 1000}'::jsonb)) r
+		 WHERE a.id = $purge_id});
+is(sql('SELECT trading_guard.seal_audit()'), '1', 'g. the forged PURGE row, with the txid of its transaction, is sealed');
+verify_is("f|missing|$pos->{$kept_id}|$kept_id",
+	'g. a sealed row deleted and hidden behind a forged PURGE row that got sealed: missing');
 restore_clean('the forged PURGE row');
 
 # ---------------------------------------------------------------------------
