@@ -13,7 +13,8 @@
  * transaction that rolls back leaves no row to seal; a transaction that
  * stays open is in the xip list of every snapshot until it commits, and
  * its rows go into the first batch after that, while everyone else's are
- * sealed as usual.  The rows are found through a BRIN index on txid: the
+ * sealed as usual.  The rows are found through the BRIN index on
+ * (event_time, txid): the
  * new transactions (txid >= the previous xmax, the index's last ranges)
  * plus one equality probe per transaction that was in progress last time.
  *
@@ -737,12 +738,12 @@ static Oid
 txid_index_oid(void)
 {
 	Oid			nsp = get_namespace_oid("trading_guard", false);
-	Oid			oid = get_relname_relid("audit_log_txid_idx", nsp);
+	Oid			oid = get_relname_relid("audit_log_time_idx", nsp);
 
 	if (!OidIsValid(oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("index trading_guard.audit_log_txid_idx does not exist"),
+				 errmsg("index trading_guard.audit_log_time_idx does not exist"),
 				 errhint("Run ALTER EXTENSION trading_guard UPDATE.")));
 	return oid;
 }
@@ -774,14 +775,15 @@ tg_seal_scan_after(Relation rel, Snapshot snap, const TgFullSnapshot *prev,
 	txid_att = log_attnum(desc, "txid");
 
 	iscan = index_beginscan_bitmap(irel, snap, 1);
-	ScanKeyEntryInitialize(&key, 0, 1, BTGreaterEqualStrategyNumber, XID8OID,
+	/* txid is the second column of the BRIN index (event_time, txid) */
+	ScanKeyEntryInitialize(&key, 0, 2, BTGreaterEqualStrategyNumber, XID8OID,
 						   InvalidOid, F_XID8GE,
 						   FullTransactionIdGetDatum(FullTransactionIdFromU64(prev ? prev->xmax : 0)));
 	index_rescan(iscan, &key, 1, NULL, 0);
 	(void) index_getbitmap(iscan, tbm);
 	for (int i = 0; prev != NULL && i < prev->nxip; i++)
 	{
-		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, XID8OID,
+		ScanKeyEntryInitialize(&key, 0, 2, BTEqualStrategyNumber, XID8OID,
 							   InvalidOid, F_XID8EQ,
 							   FullTransactionIdGetDatum(FullTransactionIdFromU64(prev->xip[i])));
 		index_rescan(iscan, &key, 1, NULL, 0);
