@@ -143,36 +143,101 @@ COMMENT ON FUNCTION trading_guard.purge_audit(interval) IS
 'remove the sealed audit rows of whole batches older than the interval (never unsealed rows); returns how many';
 
 -- ---------------------------------------------------------------------------
--- history(): the rows of tables without a primary key (row_key IS NULL) are
--- found through a partial index instead of a scan of the whole log, which
--- the third branch of 1.1's history() did for every call, keyed or not.
+-- history() without a B-tree on the write path (src/seal_keys.c).  The
+-- B-tree on audit_log.key_hash cost every audited row an index insert; the
+-- sealer now fills audit_key_index in bulk, sorted, after each batch, and
+-- history() reads the rows not indexed yet (later batches, unsealed rows)
+-- from audit_log through the BRIN index on (event_time, txid).  Derived
+-- data: not dumped, rebuilt by the sealer after a restore.  The rows of
+-- tables without a primary key (row_key IS NULL) have a partial index of
+-- their own, instead of 1.1's scan of the whole log in every call.
 -- ---------------------------------------------------------------------------
+DROP INDEX trading_guard.audit_log_key_hash_idx;
 CREATE INDEX audit_log_unkeyed_idx
-    ON trading_guard.audit_log (table_oid) WHERE row_key IS NULL;
+    ON trading_guard.audit_log (table_oid)
+    WHERE row_key IS NULL
+      AND operation OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE}'::pg_catalog.text[]);
 
+CREATE TABLE trading_guard.audit_key_index (
+    key_hash bigint NOT NULL,
+    id       bigint NOT NULL,
+    tid      tid    NOT NULL
+);
+CREATE INDEX audit_key_index_key_hash_idx ON trading_guard.audit_key_index (key_hash);
+REVOKE ALL ON trading_guard.audit_key_index FROM PUBLIC;
+COMMENT ON TABLE trading_guard.audit_key_index IS
+'where history() finds the versions of a row among the sealed audit rows (filled by the sealer; not dumped)';
+
+CREATE TABLE trading_guard.audit_key_state (
+    indexed_through bigint NOT NULL
+);
+INSERT INTO trading_guard.audit_key_state VALUES (0);
+REVOKE ALL ON trading_guard.audit_key_state FROM PUBLIC;
+COMMENT ON TABLE trading_guard.audit_key_state IS
+'the batch of audit_seal up to which audit_key_index is complete';
+
+CREATE FUNCTION trading_guard.audit_key_lookup(key_hash bigint, OUT tid tid, OUT id bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tg_audit_key_lookup'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION trading_guard.audit_key_lookup(bigint) IS
+'the key index entries of one key hash (for history(); needs SELECT on audit_log)';
+
+CREATE FUNCTION trading_guard.audit_key_tail()
+RETURNS pg_catalog.pg_snapshot
+AS 'MODULE_PATHNAME', 'tg_audit_key_tail'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION trading_guard.audit_key_tail() IS
+'the snapshot of the last batch in the key index: rows whose transaction it does not see are not indexed (for history())';
+
+-- Runs with the caller's rights: SELECT on audit_log is what it needs.
+-- Every branch has an index; enable_seqscan = off keeps the planner from
+-- a scan of the log when it cannot estimate the tail's size.
 CREATE OR REPLACE FUNCTION trading_guard.history(tbl regclass, key jsonb)
 RETURNS SETOF trading_guard.audit_log
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET enable_seqscan = off
 AS $$
+    -- the table and its partitions, by OID and, for rows recorded before a
+    -- dump and restore (which gives the tables new OIDs), by name
     WITH members AS MATERIALIZED (
-        SELECT pg_catalog.array_agg(relid) AS oids
+        SELECT pg_catalog.array_agg(m.relid) AS oids,
+               pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
+                                    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)) AS names
           FROM (SELECT relid FROM pg_catalog.pg_partition_tree(tbl)
-                UNION SELECT tbl) m)
+                UNION SELECT tbl) m
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace),
+    tail AS MATERIALIZED (
+        SELECT trading_guard.audit_key_tail() AS snap)
     SELECT h.* FROM (
-        SELECT l.* FROM trading_guard.audit_log l, members
-         WHERE l.key_hash OPERATOR(pg_catalog.=) trading_guard.audit_key_hash(key::text)
+        -- sealed and indexed
+        SELECT l.* FROM trading_guard.audit_key_lookup(trading_guard.audit_key_hash(key::text)) k
+          JOIN trading_guard.audit_log l ON l.ctid OPERATOR(pg_catalog.=) k.tid
+         WHERE l.id OPERATOR(pg_catalog.=) k.id
            AND l.row_key OPERATOR(pg_catalog.=) key::text
-           AND l.table_oid OPERATOR(pg_catalog.=) ANY (members.oids)
         UNION ALL
-        SELECT l.* FROM trading_guard.audit_log l, members
+        -- not indexed yet: the transactions the last indexed batch did not see
+        SELECT l.* FROM trading_guard.audit_log l, tail
+         WHERE l.txid OPERATOR(pg_catalog.>=)
+               (SELECT COALESCE(pg_catalog.pg_snapshot_xmin(t.snap), '0'::pg_catalog.xid8) FROM tail t)
+           AND (tail.snap IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(l.txid, tail.snap))
+           AND l.key_hash OPERATOR(pg_catalog.=) trading_guard.audit_key_hash(key::text)
+           AND l.row_key OPERATOR(pg_catalog.=) key::text
+        UNION ALL
+        SELECT l.* FROM trading_guard.audit_log l
          WHERE l.old_key OPERATOR(pg_catalog.=) key::text
-           AND l.table_oid OPERATOR(pg_catalog.=) ANY (members.oids)
         UNION ALL
-        SELECT l.* FROM trading_guard.audit_log l, members
-         WHERE l.table_oid OPERATOR(pg_catalog.=) ANY (members.oids) AND l.row_key IS NULL
-           AND l.operation OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE}'::text[])
-           AND (l.new_row OPERATOR(pg_catalog.@>) key OR l.old_row OPERATOR(pg_catalog.@>) key)) h
+        SELECT l.* FROM trading_guard.audit_log l
+         WHERE l.row_key IS NULL
+           AND l.operation OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE}'::pg_catalog.text[])
+           AND (l.new_row OPERATOR(pg_catalog.@>) key OR l.old_row OPERATOR(pg_catalog.@>) key)) h,
+         members
+     WHERE h.table_oid OPERATOR(pg_catalog.=) ANY (members.oids)
+        OR pg_catalog.quote_ident(h.schema_name) OPERATOR(pg_catalog.||) '.'
+           OPERATOR(pg_catalog.||) pg_catalog.quote_ident(h.table_name)
+           OPERATOR(pg_catalog.=) ANY (members.names)
      ORDER BY h.event_time, h.id
 $$;

@@ -581,17 +581,12 @@ copy_hash(HeapTuple tup, TupleDesc desc, int col, uint8 *out, int len)
  * caller is connected to SPI; the results are allocated in the context
  * that was current at SPI_connect (they outlive SPI_finish).
  */
+static int	load_batches(TgSealBatch **out, const char *sql, int64 arg);
+
 int
 tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 {
-	TgSqlArgs	args = {0};
-	uint64		n;
-	TgSealBatch *b;
-	MemoryContext upper;
-	MemoryContext old;
-
-	tg_sql_arg(&args, INT8OID, Int64GetDatum(only_batch));
-	n = tg_sql(last_only ?
+	return load_batches(out, last_only ?
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
 			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
@@ -604,7 +599,34 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0 OR batch OPERATOR(pg_catalog.=) $1"
 			   " ORDER BY batch",
-			   &args, TG_SQL_READ_ONLY | TG_SQL_AS_OWNER, SPI_OK_SELECT);
+			   only_batch);
+}
+
+/* The batches from batch number from on, in batch order */
+int
+tg_seal_load_batches_from(TgSealBatch **out, int64 from)
+{
+	return load_batches(out,
+						"SELECT batch, sealed_at, key_version, first_position, row_count,"
+						"       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
+						"       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
+						"  FROM trading_guard.audit_seal"
+						" WHERE batch OPERATOR(pg_catalog.>=) $1"
+						" ORDER BY batch",
+						from);
+}
+
+static int
+load_batches(TgSealBatch **out, const char *sql, int64 arg)
+{
+	TgSqlArgs	args = {0};
+	uint64		n;
+	TgSealBatch *b;
+	MemoryContext upper;
+	MemoryContext old;
+
+	tg_sql_arg(&args, INT8OID, Int64GetDatum(arg));
+	n = tg_sql(sql, &args, TG_SQL_READ_ONLY | TG_SQL_AS_OWNER, SPI_OK_SELECT);
 
 	b = SPI_palloc(sizeof(TgSealBatch) * Max(n, 1));
 	upper = GetMemoryChunkContext(b);
@@ -813,7 +835,7 @@ tg_seal_scan_after(Relation rel, Snapshot snap, const TgFullSnapshot *prev,
 			if (prev != NULL && tg_seal_xid_visible(prev, txid))
 				continue;		/* sealed before (a lossy page's other rows) */
 			old = MemoryContextSwitchTo(row_cxt);
-			cb(arg, desc, slot->tts_values, slot->tts_isnull);
+			cb(arg, desc, slot->tts_values, slot->tts_isnull, &slot->tts_tid);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_cxt);
 		}
@@ -846,7 +868,7 @@ typedef struct SealCollect
 } SealCollect;
 
 static void
-seal_collect_row(void *arg, TupleDesc desc, Datum *values, bool *nulls)
+seal_collect_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
 {
 	SealCollect *c = (SealCollect *) arg;
 	uint64		txid;
@@ -1096,13 +1118,17 @@ PG_FUNCTION_INFO_V1(tg_seal_audit);
 Datum
 tg_seal_audit(PG_FUNCTION_ARGS)
 {
+	int64		n;
+
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot seal the audit log on a standby"),
 				 errhint("The primary seals; its seals replicate here.")));
 	tg_keyring_require();
-	PG_RETURN_INT64(tg_seal_run(true));
+	n = tg_seal_run(true);
+	(void) tg_seal_index_keys(true);
+	PG_RETURN_INT64(n);
 }
 
 /* ------------------------------------------------------------------------
@@ -1230,6 +1256,17 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 		table_endscan(scan);
 		table_close(rel, NoLock);
 		CommandCounterIncrement();
+
+		/* the key index's entries of the rows removed */
+		PushActiveSnapshot(GetLatestSnapshot());
+		tg_sql_connect();
+		(void) tg_sql("DELETE FROM trading_guard.audit_key_index k"
+					  " WHERE NOT EXISTS (SELECT 1 FROM trading_guard.audit_log l"
+					  "                    WHERE l.ctid OPERATOR(pg_catalog.=) k.tid"
+					  "                      AND l.id OPERATOR(pg_catalog.=) k.id)",
+					  NULL, TG_SQL_AS_OWNER, SPI_OK_DELETE);
+		tg_sql_finish();
+		PopActiveSnapshot();
 	}
 
 	/*
@@ -1403,6 +1440,16 @@ seal_round(TgSealSlot *slot, TimestampTz *last_digest)
 			}
 		}
 		CommitTransactionCommand();
+
+		/* then the key index, in a transaction of its own */
+		if (!slot->waiting_for_keyring)
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			if (OidIsValid(get_extension_oid("trading_guard", true)))
+				(void) tg_seal_index_keys(false);
+			CommitTransactionCommand();
+		}
 		slot_set_error(slot, NULL);
 	}
 	PG_CATCH();
@@ -1470,7 +1517,7 @@ typedef struct SealBacklog
 
 /* seal_status's callback: a visible row not sealed yet, if committed */
 static void
-backlog_row(void *arg, TupleDesc desc, Datum *values, bool *nulls)
+backlog_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
 {
 	SealBacklog *b = arg;
 	int			t = log_attnum(desc, "event_time") - 1;

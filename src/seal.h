@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "storage/itemptr.h"
 #include "lib/stringinfo.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -71,6 +72,7 @@ typedef struct TgSealLeaf
 extern void tg_seal_init(void);
 extern struct TgKeyVersion *tg_seal_key_scratch(void);
 extern PGDLLEXPORT void tg_seal_worker_main(Datum arg);
+extern int64 tg_seal_index_keys(bool wait);
 extern void tg_seal_canonical(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls);
 extern void tg_seal_leaf_hash(const char *data, int len, uint8 *out);
 extern void tg_seal_merkle_root(const TgSealLeaf *leaves, int64 n, uint8 *out);
@@ -82,12 +84,14 @@ extern char *tg_seal_public_key_pem(const uint8 *pub);
 extern void tg_seal_parse_snapshot(const char *text, TgFullSnapshot *s);
 extern bool tg_seal_xid_visible(const TgFullSnapshot *s, uint64 xid);
 extern int	tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch);
+extern int	tg_seal_load_batches_from(TgSealBatch **out, int64 from);
 extern Oid	tg_audit_seal_oid(void);
 extern bool tg_seal_batch_is_local(const TgSealBatch *b);
 extern char *tg_hex(const uint8 *data, int len);
 extern char *tg_base64(const uint8 *data, int len);
 
-typedef void (*tg_seal_row_cb) (void *arg, TupleDesc desc, Datum *values, bool *nulls);
+typedef void (*tg_seal_row_cb) (void *arg, TupleDesc desc, Datum *values, bool *nulls,
+								ItemPointer tid);
 extern void tg_seal_scan_after(Relation rel, Snapshot snap, const TgFullSnapshot *prev,
 							   tg_seal_row_cb cb, void *arg);
 

@@ -571,7 +571,7 @@ in_batch(const TgSealBatch *b, int64 id)
 }
 
 static void
-proof_row(void *arg, TupleDesc desc, Datum *values, bool *nulls)
+proof_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
 {
 	ProofCollect *c = arg;
 	int			id_att = attnum_of(desc, "id");

@@ -84,7 +84,9 @@ server_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 pm_child_pids() { cat /proc/"$1"/task/*/children; }
 
 # Backends of postmaster $1 not reaped yet: children that are neither one of
-# its long-lived auxiliary processes nor an autovacuum worker.  One that has
+# its long-lived auxiliary processes (trading_guard's workers included: the
+# sealer's CPU time is therefore not in the backends' figures, only in the
+# TPS) nor an autovacuum worker.  One that has
 # exited but is not reaped (a zombie, whose CPU time is not in cutime yet)
 # has an empty cmdline and counts too.  (Under valgrind the titles show
 # valgrind's command line: count children instead there.)
@@ -95,7 +97,7 @@ pending_backends() {
 		case $title in
 		*"autovacuum worker"* | *checkpointer* | *"background writer"* | *walwriter* | \
 			*"autovacuum launcher"* | *"logical replication launcher"* | *archiver* | \
-			*"trading_guard key ring"*) ;;
+			*"trading_guard key ring"* | *"trading_guard sealer"*) ;;
 		*) n=$((n + 1)) ;;
 		esac
 	done

@@ -126,6 +126,11 @@ like($other->safe_psql('dst', $verify), qr/^t\|\|t$/,
 	'the restored log verifies in another cluster (its newest rows not sealed yet)');
 is($other->safe_psql('dst', 'SELECT backlog_rows > 0 FROM trading_guard.seal_status'), 't',
 	'seal_status counts the restored rows that were not sealed');
+# history() before the key index is rebuilt (it is not dumped) and after
+my $hist = q{SELECT string_agg(operation || ':' || coalesce(new_row->>'qty', '-'), ' ' ORDER BY id)
+	FROM trading_guard.history('trades', '{"id": 1, "day": "2026-05-01"}')};
+my $hist_src = $node->safe_psql('src', $hist);
+is($other->safe_psql('dst', $hist), $hist_src, 'history() of a restored row, key index still empty');
 $other->safe_psql('dst', q{INSERT INTO trades VALUES (9, '2026-09-09', 9, 'z')});
 $other->safe_psql('dst', 'SELECT trading_guard.seal_audit()');
 $other->safe_psql('dst', q{INSERT INTO trades VALUES (10, '2026-10-10', 10, 'z')});
@@ -134,6 +139,9 @@ is($other->safe_psql('dst', q{SELECT ok, problem, unsealed_rows FROM trading_gua
 	't||0', 'the new rows of the other cluster are sealed after the restored ones and verify');
 is($other->safe_psql('dst', 'SELECT backlog_rows FROM trading_guard.seal_status'), '0',
 	'no backlog in the other cluster');
+is($other->safe_psql('dst', 'SELECT indexed_through > 0 FROM trading_guard.audit_key_state'), 't',
+	'the sealer rebuilt the key index of the restored log');
+is($other->safe_psql('dst', $hist), $hist_src, 'history() of a restored row through the rebuilt key index');
 is($other->safe_psql('dst', q{SELECT count(*) FROM trading_guard.audit_log l
 	WHERE NOT EXISTS (SELECT 1 FROM trading_guard.audit_seal s WHERE s.ids @> l.id)}),
 	'0', 'every row of the restored and continued log is in a batch');

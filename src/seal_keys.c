@@ -1,0 +1,376 @@
+/*-------------------------------------------------------------------------
+ *
+ * seal_keys.c
+ *	  The key index of the audit trail, off the write path: history() finds
+ *	  a row's versions through trading_guard.audit_key_index (key_hash, id,
+ *	  tid), which the sealer fills in bulk after each batch, instead of a
+ *	  B-tree on audit_log that every audited write had to maintain.
+ *
+ * audit_key_state.indexed_through says up to which batch the index is
+ * complete.  history() reads the rows of later batches, and the rows not
+ * sealed yet, from audit_log itself: the rows whose transaction is not
+ * visible in that batch's snapshot, found through the BRIN index on
+ * (event_time, txid) — the same search the sealer makes, so its cost
+ * follows the backlog, not the size of the log.
+ *
+ * The key index is derived data and not dumped: after a restore it is
+ * empty (indexed_through = 0) and the sealer rebuilds it from the whole
+ * log, while history() reads everything from audit_log.  A tid that no
+ * longer holds its row (a purge) finds nothing, as history() also checks
+ * the id.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "audit.h"
+#include "run_sql.h"
+#include "seal.h"
+
+typedef struct KeyEntry
+{
+	int64		key_hash;
+	int64		id;
+	ItemPointerData tid;
+} KeyEntry;
+
+typedef struct KeyCollect
+{
+	TgFullSnapshot *upto;		/* NULL: any committed row (full scan) */
+	int			nranges;		/* ids of the batches being indexed */
+	int64	   *lo;
+	int64	   *hi;
+	KeyEntry   *entries;
+	int64		n;
+	int64		cap;
+	int			id_att;
+	int			txid_att;
+	int			hash_att;
+} KeyCollect;
+
+static bool
+in_ranges(int64 id, const int64 *lo, const int64 *hi, int n)
+{
+	int			l = 0;
+	int			h = n - 1;
+
+	while (l <= h)
+	{
+		int			m = (l + h) / 2;
+
+		if (id < lo[m])
+			h = m - 1;
+		else if (id >= hi[m])
+			l = m + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+static int
+pair_cmp(const void *a, const void *b)
+{
+	int64		x = ((const int64 *) a)[0];
+	int64		y = ((const int64 *) b)[0];
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const KeyEntry *x = a;
+	const KeyEntry *y = b;
+
+	if (x->key_hash != y->key_hash)
+		return x->key_hash < y->key_hash ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+static int
+attnum(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), name) == 0)
+			return i;
+	elog(ERROR, "trading_guard.audit_log has no column \"%s\"", name);
+	return -1;
+}
+
+static void
+collect_key(KeyCollect *c, Datum *values, bool *nulls, ItemPointer tid)
+{
+	int64		id;
+	KeyEntry   *e;
+
+	if (nulls[c->hash_att] || nulls[c->id_att])
+		return;
+	id = DatumGetInt64(values[c->id_att]);
+	if (!in_ranges(id, c->lo, c->hi, c->nranges))
+		return;
+	if (c->upto != NULL && !nulls[c->txid_att] &&
+		!tg_seal_xid_visible(c->upto,
+							 U64FromFullTransactionId(DatumGetFullTransactionId(values[c->txid_att]))))
+		return;
+	if (c->n == c->cap)
+	{
+		c->cap *= 2;
+		c->entries = repalloc_huge(c->entries, sizeof(KeyEntry) * c->cap);
+	}
+	e = &c->entries[c->n++];
+	e->key_hash = DatumGetInt64(values[c->hash_att]);
+	e->id = id;
+	e->tid = *tid;
+}
+
+static void
+key_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
+{
+	collect_key((KeyCollect *) arg, values, nulls, tid);
+}
+
+/*
+ * Put the keys of the batches sealed since audit_key_state.indexed_through
+ * into audit_key_index; returns how many entries, or -1 if a sealer holds
+ * the lock and !wait.  The caller is in a transaction on the primary.
+ */
+int64
+tg_seal_index_keys(bool wait)
+{
+	Oid			seal_oid = tg_audit_seal_oid();
+	Snapshot	snap;
+	TgSealBatch *b;
+	int			nb;
+	int64		through;
+	bool		full;
+	KeyCollect	c;
+	TgFullSnapshot base;
+	TgFullSnapshot upto;
+	Relation	rel;
+	int64		result;
+	bool		isnull;
+
+	if (wait)
+		LockRelationOid(seal_oid, ShareRowExclusiveLock);
+	else if (!ConditionalLockRelationOid(seal_oid, ShareRowExclusiveLock))
+		return -1;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(snap);
+	tg_sql_connect();
+	if (tg_sql("SELECT indexed_through FROM trading_guard.audit_key_state", NULL,
+			   TG_SQL_READ_ONLY | TG_SQL_AS_OWNER, SPI_OK_SELECT) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trading_guard.audit_key_state must hold one row")));
+	through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	nb = tg_seal_load_batches_from(&b, through);	/* through itself, if > 0 */
+	if (nb == 0 || b[nb - 1].batch <= through)
+	{
+		tg_sql_finish();
+		PopActiveSnapshot();
+		UnregisterSnapshot(snap);
+		return 0;
+	}
+
+	memset(&c, 0, sizeof(c));
+	{
+		int			first = (through > 0 && b[0].batch == through) ? 1 : 0;
+		int64	   *pairs;
+
+		/* a rebuild, or batches sealed in another cluster: every row */
+		full = (first == 0);
+		for (int i = 0; i < nb; i++)
+			if (!tg_seal_batch_is_local(&b[i]))
+				full = true;
+		for (int i = first; i < nb; i++)
+			c.nranges += b[i].nranges;
+		pairs = palloc_extended(sizeof(int64) * 2 * Max(c.nranges, 1), MCXT_ALLOC_HUGE);
+		c.nranges = 0;
+		for (int i = first; i < nb; i++)
+			for (int r = 0; r < b[i].nranges; r++)
+			{
+				pairs[2 * c.nranges] = b[i].range_lo[r];
+				pairs[2 * c.nranges + 1] = b[i].range_hi[r];
+				c.nranges++;
+			}
+		qsort(pairs, c.nranges, 2 * sizeof(int64), pair_cmp);
+		c.lo = palloc_extended(sizeof(int64) * Max(c.nranges, 1), MCXT_ALLOC_HUGE);
+		c.hi = palloc_extended(sizeof(int64) * Max(c.nranges, 1), MCXT_ALLOC_HUGE);
+		for (int i = 0; i < c.nranges; i++)
+		{
+			c.lo[i] = pairs[2 * i];
+			c.hi[i] = pairs[2 * i + 1];
+		}
+		if (!full)
+		{
+			tg_seal_parse_snapshot(b[0].snapshot, &base);
+			tg_seal_parse_snapshot(b[nb - 1].snapshot, &upto);
+			c.upto = &upto;
+		}
+	}
+	c.cap = 1024;
+	c.entries = palloc_extended(sizeof(KeyEntry) * c.cap, MCXT_ALLOC_HUGE);
+
+	rel = table_open(tg_audit_log_oid(), AccessShareLock);
+	c.id_att = attnum(RelationGetDescr(rel), "id");
+	c.txid_att = attnum(RelationGetDescr(rel), "txid");
+	c.hash_att = attnum(RelationGetDescr(rel), "key_hash");
+	if (full)
+	{
+		TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+		TupleDesc	desc = RelationGetDescr(rel);
+		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+		HeapTuple	tuple;
+
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			heap_deform_tuple(tuple, desc, values, nulls);
+			collect_key(&c, values, nulls, &tuple->t_self);
+		}
+		table_endscan(scan);
+	}
+	else
+		tg_seal_scan_after(rel, snap, &base, key_row, &c);
+	table_close(rel, AccessShareLock);
+
+	if (c.n > 0)
+	{
+		Datum	   *hashes = palloc_extended(sizeof(Datum) * c.n, MCXT_ALLOC_HUGE);
+		Datum	   *ids = palloc_extended(sizeof(Datum) * c.n, MCXT_ALLOC_HUGE);
+		Datum	   *tids = palloc_extended(sizeof(Datum) * c.n, MCXT_ALLOC_HUGE);
+		TgSqlArgs	args = {0};
+
+		/* in key order: the B-tree is filled page by page */
+		qsort(c.entries, c.n, sizeof(KeyEntry), entry_cmp);
+		for (int64 i = 0; i < c.n; i++)
+		{
+			hashes[i] = Int64GetDatum(c.entries[i].key_hash);
+			ids[i] = Int64GetDatum(c.entries[i].id);
+			tids[i] = PointerGetDatum(&c.entries[i].tid);
+		}
+		tg_sql_arg(&args, INT8ARRAYOID,
+				   PointerGetDatum(construct_array(hashes, c.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+		tg_sql_arg(&args, INT8ARRAYOID,
+				   PointerGetDatum(construct_array(ids, c.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+		tg_sql_arg(&args, TIDARRAYOID,
+				   PointerGetDatum(construct_array(tids, c.n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT)));
+		(void) tg_sql("INSERT INTO trading_guard.audit_key_index (key_hash, id, tid)"
+					  " SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+					  "                          pg_catalog.unnest($2::pg_catalog.int8[]),"
+					  "                          pg_catalog.unnest($3::pg_catalog.tid[]))",
+					  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
+	}
+	{
+		TgSqlArgs	args = {0};
+
+		tg_sql_arg(&args, INT8OID, Int64GetDatum(b[nb - 1].batch));
+		(void) tg_sql("UPDATE trading_guard.audit_key_state SET indexed_through = $1",
+					  &args, TG_SQL_AS_OWNER, SPI_OK_UPDATE);
+	}
+	result = c.n;
+	tg_sql_finish();
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
+	return result;
+}
+
+/* history() may look only if the caller may read audit_log */
+static void
+require_log_select(void)
+{
+	if (pg_class_aclcheck(tg_audit_log_oid(), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table audit_log")));
+}
+
+/*
+ * SQL: audit_key_lookup(key_hash bigint) returns table (tid tid, id bigint)
+ * The entries of the key index for one key hash.  For history(); needs
+ * SELECT on audit_log.
+ */
+PG_FUNCTION_INFO_V1(tg_audit_key_lookup);
+Datum
+tg_audit_key_lookup(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TgSqlArgs	args = {0};
+	uint64		n;
+
+	require_log_select();
+	InitMaterializedSRF(fcinfo, 0);
+	tg_sql_connect();
+	tg_sql_arg(&args, INT8OID, PG_GETARG_DATUM(0));
+	n = tg_sql("SELECT tid, id FROM trading_guard.audit_key_index"
+			   " WHERE key_hash OPERATOR(pg_catalog.=) $1", &args,
+			   TG_SQL_READ_ONLY | TG_SQL_AS_OWNER, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2];
+
+		values[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &nulls[0]);
+		values[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &nulls[1]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	tg_sql_finish();
+	return (Datum) 0;
+}
+
+/*
+ * SQL: audit_key_tail() returns pg_snapshot
+ * The snapshot of the last batch in the key index: the rows whose
+ * transaction it does not see are not in the index.  NULL when the index
+ * is empty or was built from batches of another cluster (every row then).
+ */
+PG_FUNCTION_INFO_V1(tg_audit_key_tail);
+Datum
+tg_audit_key_tail(PG_FUNCTION_ARGS)
+{
+	Datum		res = (Datum) 0;
+	bool		isnull = true;
+
+	require_log_select();
+	tg_sql_connect();
+	if (tg_sql("SELECT s.snapshot, s.system_identifier"
+			   "  FROM trading_guard.audit_key_state k"
+			   "  JOIN trading_guard.audit_seal s ON s.batch OPERATOR(pg_catalog.=) k.indexed_through",
+			   NULL, TG_SQL_READ_ONLY | TG_SQL_AS_OWNER, SPI_OK_SELECT) == 1)
+	{
+		bool		n2;
+		int64		sysid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2));
+
+		if (sysid == (int64) GetSystemIdentifier())
+		{
+			res = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+				res = SPI_datumTransfer(res, false, -1);
+		}
+	}
+	tg_sql_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(res);
+}
