@@ -202,14 +202,13 @@ SET enable_seqscan = off
 AS $$
     -- the table and its partitions, by OID and, for rows recorded before a
     -- dump and restore (which gives the tables new OIDs), by name
+    -- (with search_path = pg_catalog, pg_temp a regclass prints as
+    -- schema.name, each part quoted as quote_ident does)
     WITH members AS MATERIALIZED (
         SELECT pg_catalog.array_agg(m.relid) AS oids,
-               pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
-                                    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)) AS names
+               pg_catalog.array_agg(m.relid::pg_catalog.regclass::pg_catalog.text) AS names
           FROM (SELECT relid FROM pg_catalog.pg_partition_tree(tbl)
-                UNION SELECT tbl) m
-          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.relid
-          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace),
+                UNION SELECT tbl) m),
     tail AS MATERIALIZED (
         SELECT trading_guard.audit_key_tail() AS snap)
     SELECT h.* FROM (
