@@ -1086,6 +1086,8 @@ tg_audit_log_append_only(PG_FUNCTION_ARGS)
 			(errcode(ERRCODE_TG_AUDIT_APPEND_ONLY),
 			 errmsg("%s of %s is not allowed", what,
 					RelationGetRelationName(td->tg_relation)),
+			 strcmp(RelationGetRelationName(td->tg_relation), "audit_seal") == 0 ?
+			 errdetail("The chain of seals of the audit log is append-only, for every role including its owner.") :
 			 errdetail("The audit log is append-only, for every role including its owner."),
 			 errhint("Remove old audit rows with trading_guard.purge_audit().")));
 	PG_RETURN_NULL();

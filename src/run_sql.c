@@ -102,7 +102,11 @@ tg_schema_owner(void)
  * TG_SQL_LATEST reads with the latest snapshot rather than the statement's
  * or the transaction's: a cache must include every change whose
  * invalidation this backend has already processed, also inside a
- * REPEATABLE READ transaction.  Without TG_SQL_READ_ONLY or TG_SQL_LATEST
+ * REPEATABLE READ transaction.  TG_SQL_WRITE_LATEST writes against the
+ * latest snapshot: for a row of the extension's bookkeeping that only a
+ * caller holding a lock updates, which a REPEATABLE READ transaction older
+ * than the last update must still update (not fail to serialize).
+ * Without TG_SQL_READ_ONLY or TG_SQL_LATEST
  * the statement takes a new snapshot, so it sees what the command that
  * called us has just changed (DDL in an event trigger, the caller's own
  * rows).
@@ -136,14 +140,15 @@ tg_sql(const char *sql, const TgSqlArgs *args, int flags, int expected)
 							 GUC_ACTION_SAVE, true, 0, false);
 	SetUserIdAndSecContext(userid, sec);
 
-	if (flags & TG_SQL_LATEST)
+	if (flags & (TG_SQL_LATEST | TG_SQL_WRITE_LATEST))
 	{
 		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+		bool		write = (flags & TG_SQL_WRITE_LATEST) != 0;
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		ret = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
-								   InvalidSnapshot, true, false, 0);
+								   InvalidSnapshot, !write, write, 0);
 		SPI_freeplan(plan);
 	}
 	else

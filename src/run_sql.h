@@ -29,6 +29,7 @@ typedef struct TgSqlArgs
 #define TG_SQL_READ_ONLY	0x01	/* read-only, the statement's snapshot */
 #define TG_SQL_LATEST		0x02	/* read-only, the latest snapshot (caches) */
 #define TG_SQL_AS_OWNER		0x04	/* as the owner of schema trading_guard */
+#define TG_SQL_WRITE_LATEST	0x08	/* a write, against the latest snapshot */
 
 extern void tg_sql_connect(void);
 extern void tg_sql_finish(void);

@@ -286,8 +286,9 @@ tg_seal_index_keys(bool wait)
 		TgSqlArgs	args = {0};
 
 		tg_sql_arg(&args, INT8OID, Int64GetDatum(b[nb - 1].batch));
+		/* the lock on audit_seal makes us its only writer; see run_sql.c */
 		(void) tg_sql("UPDATE trading_guard.audit_key_state SET indexed_through = $1",
-					  &args, TG_SQL_AS_OWNER, SPI_OK_UPDATE);
+					  &args, TG_SQL_AS_OWNER | TG_SQL_WRITE_LATEST, SPI_OK_UPDATE);
 	}
 	result = c.n;
 	tg_sql_finish();

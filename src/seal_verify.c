@@ -682,6 +682,15 @@ tg_audit_proof(PG_FUNCTION_ARGS)
 
 		batchno = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	{
+		TgSealBatch *last;
+
+		if (tg_seal_load_batches(&last, true, 0) == 1 && batchno <= last->purged_through)
+			ereport(ERROR,
+					(errcode(ERRCODE_TG_NOT_SEALED),
+					 errmsg("audit row " INT64_FORMAT " was purged", id),
+					 errdetail("Batch " INT64_FORMAT ", which held it, was removed by purge_audit().", batchno)));
+	}
 	(void) tg_seal_load_batches(&b, false, batchno);
 	if (batchno > 1 && tg_seal_load_batches(&prev, false, batchno - 1) == 1)
 		tg_seal_parse_snapshot(prev->snapshot, &prev_snap);
