@@ -109,11 +109,11 @@ SELECT stmt, try(stmt) AS result FROM (VALUES
     ('GRANT INSERT ON trading_guard.audit_seal TO tg_log_owner'),
     ('DROP TRIGGER audit_seal_append_only ON trading_guard.audit_seal'),
     ('DROP TABLE trading_guard.audit_seal'),
-    ('ALTER INDEX trading_guard.audit_log_txid_idx SET (pages_per_range = 1)'),
-    ('ALTER INDEX trading_guard.audit_log_txid_idx SET (autosummarize = off)'),
-    ('ALTER INDEX trading_guard.audit_log_txid_idx RENAME TO x'),
-    ('DROP INDEX trading_guard.audit_log_txid_idx'),
-    ('DROP INDEX CONCURRENTLY trading_guard.audit_log_txid_idx'),
+    ('ALTER INDEX trading_guard.audit_log_time_idx SET (pages_per_range = 1)'),
+    ('ALTER INDEX trading_guard.audit_log_time_idx SET (autosummarize = off)'),
+    ('ALTER INDEX trading_guard.audit_log_time_idx RENAME TO x'),
+    ('DROP INDEX trading_guard.audit_log_time_idx'),
+    ('DROP INDEX CONCURRENTLY trading_guard.audit_log_time_idx'),
     ('ALTER OPERATOR CLASS trading_guard.xid8_minmax_ops USING brin RENAME TO x'),
     ('ALTER OPERATOR CLASS trading_guard.xid8_minmax_ops USING brin OWNER TO tg_log_owner'),
     ('ALTER OPERATOR FAMILY trading_guard.xid8_minmax_ops USING brin SET SCHEMA public'),
@@ -134,7 +134,7 @@ SELECT amopstrategy, amoplefttype::regtype, amoprighttype::regtype, amopopr::reg
                        AND opfnamespace = 'trading_guard'::regnamespace)
  ORDER BY 1, 2;
 -- maintenance of them is allowed
-REINDEX INDEX trading_guard.audit_log_txid_idx;
+REINDEX INDEX trading_guard.audit_log_time_idx;
 REINDEX TABLE trading_guard.audit_seal;
 VACUUM (ANALYZE) trading_guard.audit_seal;
 

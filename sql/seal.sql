@@ -297,7 +297,8 @@ ROLLBACK;
 BEGIN;
 INSERT INTO trading_guard.audit_seal
 SELECT batch + 1, sealed_at, key_version, first_position + row_count, row_count, snapshot, ids,
-       leaf_tags, merkle_root, chain_hash, chain_hash, signature, max_event_time, system_identifier
+       leaf_tags, merkle_root, chain_hash, chain_hash, signature, max_event_time, system_identifier,
+       purged_through
   FROM trading_guard.audit_seal ORDER BY batch DESC LIMIT 1;
 SELECT ok, problem, first_bad_position = head_position - (SELECT row_count FROM trading_guard.audit_seal
                                                            ORDER BY batch DESC LIMIT 1) + 1 AS at_forged_batch
@@ -424,7 +425,9 @@ INSERT INTO t VALUES (1);
 SELECT rows_sealed, last_batch, last_sealed_at, key_version, backlog_rows, oldest_unsealed IS NOT NULL AS oldest
   FROM trading_guard.seal_status;
 SELECT ok, rows_checked, batches_checked, head_position, unsealed_rows FROM trading_guard.verify_audit();
-\set VERBOSITY verbose
+SELECT * FROM trading_guard.audit_digest();
+SELECT trading_guard.audit_proof(1);
+\set VERBOSITY sqlstate
 SELECT * FROM trading_guard.audit_digest();
 SELECT trading_guard.audit_proof(1);
 \set VERBOSITY default
