@@ -60,6 +60,7 @@ REGRESS = \
 	audit_partitions \
 	audit_guard \
 	audit_writer \
+	seal \
 	own_objects \
 	conn_rules \
 	redact \
@@ -74,7 +75,8 @@ REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 installcheck: export TRADING_GUARD_MASTER_KEY = 1 $(shell openssl rand -hex 32)
 
 # isolation specs: test/isolation/specs/*.spec
-ISOLATION = registry_cache audit_concurrent audit_index_build vault_cache audit_cache
+ISOLATION = registry_cache audit_concurrent audit_index_build vault_cache audit_cache \
+	seal_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
 	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale

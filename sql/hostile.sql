@@ -50,7 +50,10 @@ BEGIN
             ('=', 'jsonb', 'jsonb', 'boolean'), ('@>', 'jsonb', 'jsonb', 'boolean'),
             ('<', 'timestamptz', 'timestamptz', 'boolean'), ('=', 'numeric', 'numeric', 'boolean'),
             ('~~', 'text', 'text', 'boolean'), ('||', 'text', 'text', 'text'),
-            ('||', 'text[]', 'text[]', 'text[]'), ('-', 'timestamptz', 'interval', 'timestamptz'))
+            ('||', 'text[]', 'text[]', 'text[]'), ('-', 'timestamptz', 'interval', 'timestamptz'),
+            ('=', 'xid8', 'xid8', 'boolean'), ('>=', 'xid8', 'xid8', 'boolean'),
+            ('@>', 'int8multirange', 'bigint', 'boolean'), ('=', 'bigint', 'integer', 'boolean'),
+            ('-', 'timestamptz', 'timestamptz', 'interval'), ('<=', 'timestamptz', 'timestamptz', 'boolean'))
             AS t(op, l, r, ret)
         LOOP
             n := n + 1;
@@ -147,6 +150,18 @@ SELECT operation, table_name, row_key, new_row->>'card' AS card,
  WHERE schema_name OPERATOR(pg_catalog.=) 'hostile'
  ORDER BY id;
 SELECT operation, row_key FROM trading_guard.history('hostile.trades', '{"id": 1}');
+-- sealing: seal, status, verify (also against a digest), digest, proof
+SELECT trading_guard.seal_audit() OPERATOR(pg_catalog.>) 0 AS sealed;
+SELECT backlog_rows, oldest_unsealed, backlog_age, key_ring_loaded,
+       rows_sealed OPERATOR(pg_catalog.=) last_position AS head
+  FROM trading_guard.seal_status, (SELECT "position" AS last_position FROM trading_guard.audit_digest()) d;
+SELECT ok, problem, unsealed_rows FROM trading_guard.verify_audit();
+SELECT message AS digest FROM trading_guard.audit_digest() \gset
+SELECT ok, problem FROM trading_guard.verify_audit(1, :'digest');
+SELECT (trading_guard.audit_proof(l.id)->>'id')::bigint OPERATOR(pg_catalog.=) l.id AS proof
+  FROM trading_guard.audit_log l
+ WHERE l.schema_name OPERATOR(pg_catalog.=) 'hostile' AND l.row_key OPERATOR(pg_catalog.=) '{"id": 1}'
+ ORDER BY l.id LIMIT 1;
 SELECT trading_guard.purge_audit('100 years');
 
 -- the vault
@@ -169,6 +184,12 @@ SELECT operation, table_name, new_row->>'command_tag' AS tag
   FROM trading_guard.audit_log
  WHERE table_name OPERATOR(pg_catalog.=) ANY ('{book,book_2026,trades}') AND operation OPERATOR(pg_catalog.<>) 'INSERT'
  ORDER BY id;
+RESET search_path;
+
+-- the log verifies, the trail sealed with the attacker's objects on the path
+SET search_path = hostile, public, pg_catalog;
+SELECT trading_guard.seal_audit() OPERATOR(pg_catalog.>) 0 AS sealed;
+SELECT ok, problem, unsealed_rows FROM trading_guard.verify_audit();
 RESET search_path;
 
 -- the attacker is no superuser

@@ -18,8 +18,8 @@ SELECT pg_describe_object(classid, objid, 0) AS object
    AND deptype = 'e'
  ORDER BY 1;
 
--- GUCs and their defaults
-SELECT name, setting, context, vartype
+-- GUCs and their defaults (test/regress.conf sets seal_interval)
+SELECT name, boot_val AS default, context, vartype
   FROM pg_settings WHERE name LIKE 'trading_guard.%' ORDER BY name;
 
 -- the prefix is reserved: a typo is an error, not a silent placeholder

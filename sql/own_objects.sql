@@ -90,6 +90,54 @@ SELECT stmt, try(stmt) AS result FROM (VALUES
     ('DROP OWNED BY CURRENT_USER')
 ) v(stmt);
 
+-- the objects of 1.5 (sealing): the chain, its append-only trigger, the
+-- BRIN index on audit_log.txid, its operator class and family (also
+-- through ALTER OPERATOR FAMILY and an operator class made elsewhere that
+-- joins the family), the view, the functions
+SELECT stmt, try(stmt) AS result FROM (VALUES
+    ('ALTER TABLE trading_guard.audit_seal DISABLE TRIGGER audit_seal_append_only'),
+    ('ALTER TABLE trading_guard.audit_seal ENABLE TRIGGER audit_seal_append_only'),
+    ('ALTER TABLE trading_guard.audit_seal DISABLE TRIGGER ALL'),
+    ('ALTER TABLE trading_guard.audit_seal ADD COLUMN extra int'),
+    ('ALTER TABLE trading_guard.audit_seal SET UNLOGGED'),
+    ('ALTER TABLE trading_guard.audit_seal OWNER TO tg_log_owner'),
+    ('ALTER TABLE trading_guard.audit_seal DROP CONSTRAINT audit_seal_pkey'),
+    ('ALTER TRIGGER audit_seal_append_only ON trading_guard.audit_seal RENAME TO x'),
+    ('CREATE RULE keep AS ON UPDATE TO trading_guard.audit_seal DO INSTEAD NOTHING'),
+    ('CREATE TRIGGER t BEFORE INSERT ON trading_guard.audit_seal FOR EACH STATEMENT EXECUTE FUNCTION trading_guard.audit_log_append_only()'),
+    ('CREATE POLICY hide ON trading_guard.audit_seal USING (false)'),
+    ('GRANT INSERT ON trading_guard.audit_seal TO tg_log_owner'),
+    ('DROP TRIGGER audit_seal_append_only ON trading_guard.audit_seal'),
+    ('DROP TABLE trading_guard.audit_seal'),
+    ('ALTER INDEX trading_guard.audit_log_time_idx SET (pages_per_range = 1)'),
+    ('ALTER INDEX trading_guard.audit_log_time_idx SET (autosummarize = off)'),
+    ('ALTER INDEX trading_guard.audit_log_time_idx RENAME TO x'),
+    ('DROP INDEX trading_guard.audit_log_time_idx'),
+    ('DROP INDEX CONCURRENTLY trading_guard.audit_log_time_idx'),
+    ('ALTER OPERATOR CLASS trading_guard.xid8_minmax_ops USING brin RENAME TO x'),
+    ('ALTER OPERATOR CLASS trading_guard.xid8_minmax_ops USING brin OWNER TO tg_log_owner'),
+    ('ALTER OPERATOR FAMILY trading_guard.xid8_minmax_ops USING brin SET SCHEMA public'),
+    ('ALTER OPERATOR FAMILY trading_guard.xid8_minmax_ops USING brin ADD OPERATOR 3 pg_catalog.= (xid, xid)'),
+    ('ALTER OPERATOR FAMILY trading_guard.xid8_minmax_ops USING brin DROP FUNCTION 1 (xid8, xid8)'),
+    ('CREATE OPERATOR CLASS public.xid_minmax FOR TYPE xid USING brin FAMILY trading_guard.xid8_minmax_ops AS OPERATOR 3 pg_catalog.= (xid, xid)'),
+    ('DROP OPERATOR CLASS trading_guard.xid8_minmax_ops USING brin CASCADE'),
+    ('DROP OPERATOR FAMILY trading_guard.xid8_minmax_ops USING brin CASCADE'),
+    ('DROP VIEW trading_guard.seal_status'),
+    ('DROP FUNCTION trading_guard.verify_audit(bigint, text)'),
+    ('ALTER FUNCTION trading_guard.seal_audit() SECURITY DEFINER'),
+    ('GRANT EXECUTE ON FUNCTION trading_guard.audit_proof(bigint) TO PUBLIC')
+) v(stmt);
+-- the family is as shipped
+SELECT amopstrategy, amoplefttype::regtype, amoprighttype::regtype, amopopr::regoperator
+  FROM pg_amop
+ WHERE amopfamily = (SELECT oid FROM pg_opfamily WHERE opfname = 'xid8_minmax_ops'
+                       AND opfnamespace = 'trading_guard'::regnamespace)
+ ORDER BY 1, 2;
+-- maintenance of them is allowed
+REINDEX INDEX trading_guard.audit_log_time_idx;
+REINDEX TABLE trading_guard.audit_seal;
+VACUUM (ANALYZE) trading_guard.audit_seal;
+
 -- a drop that reaches the extension's objects by CASCADE from elsewhere
 -- (what it would cascade to depends on the tests before: not shown)
 SET client_min_messages = warning;

@@ -240,3 +240,10 @@ AS $$
            OPERATOR(pg_catalog.=) ANY (members.names)
      ORDER BY h.event_time, h.id
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Tests of sealing (sql/seal.sql): the function under the view seal_status
+-- says what it is for in \df+ like every other function of the extension.
+-- ---------------------------------------------------------------------------
+COMMENT ON FUNCTION trading_guard.seal_status() IS
+'what the view trading_guard.seal_status shows (a role needs SELECT on the view and EXECUTE on this function)';

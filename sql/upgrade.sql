@@ -34,14 +34,20 @@ VALUES ('BTCUSDT', 'BTC', 'USDT');
 SELECT target, path
   FROM pg_extension_update_paths('trading_guard')
  WHERE source = '1.0' AND path IS NOT NULL ORDER BY target;
+-- audit rows written before sealing existed (1.4) are sealed after the
+-- upgrade, with the ones written after it
+ALTER EXTENSION trading_guard UPDATE TO '1.4';
+CREATE TABLE t (id int PRIMARY KEY);
+SELECT trading_guard.enable_audit('t');
+INSERT INTO t VALUES (1);
 ALTER EXTENSION trading_guard UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'trading_guard';
 SELECT symbol, status FROM trading_guard.symbols;
 -- the upgraded extension audits
-CREATE TABLE t (id int PRIMARY KEY);
-SELECT trading_guard.enable_audit('t');
-INSERT INTO t VALUES (1);
+INSERT INTO t VALUES (2);
 SELECT operation, row_key FROM trading_guard.audit_log WHERE table_name = 't' ORDER BY id;
+SELECT trading_guard.seal_audit() AS sealed;
+SELECT ok, rows_checked, batches_checked, unsealed_rows FROM trading_guard.verify_audit();
 -- the upgraded extension reads what the connection guard recorded: this
 -- session came in over the Unix socket
 SELECT decision, reason, client_addr, ssl_version, rule

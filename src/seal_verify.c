@@ -144,7 +144,7 @@ attnum_of(TupleDesc desc, const char *name)
 	return 0;
 }
 
-/* "key=value" out of a digest line, or NULL */
+/* "key=value" out of a digest line (the value ends at white space), or NULL */
 static char *
 digest_field(const char *digest, const char *key)
 {
@@ -156,9 +156,25 @@ digest_field(const char *digest, const char *key)
 		return NULL;
 	p += strlen(pat);
 	e = p;
-	while (*e && *e != ' ')
+	while (*e && !isspace((unsigned char) *e))
 		e++;
 	return pnstrdup(p, e - p);
+}
+
+/*
+ * A digest's batch or position: a decimal number of at least 1, nothing
+ * else (a garbled digest is an error, never evidence of a rewrite).
+ */
+static bool
+digest_number(const char *s, int64 *out)
+{
+	char	   *end;
+
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	*out = strtoi64(s, &end, 10);
+	return errno == 0 && *end == '\0' && *out >= 1;
 }
 
 /* The first problem found (by position) */
@@ -249,25 +265,28 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 		char	   *cs = digest_field(digest, "chain");
 		char	   *ps = digest_field(digest, "position");
 		int64		db;
+		int64		dp;
 
 		if (bs == NULL || cs == NULL || ps == NULL ||
-			strstr(digest, "trading_guard audit digest v1") == NULL)
+			strstr(digest, "trading_guard audit digest v1") == NULL ||
+			!digest_number(bs, &db) || !digest_number(ps, &dp) ||
+			strlen(cs) != 2 * TG_HASH_LEN ||
+			strspn(cs, "0123456789abcdef") != 2 * TG_HASH_LEN)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("not a digest of trading_guard: expected a line \"trading_guard audit digest v1 batch=... position=... chain=...\"")));
-		db = strtoi64(bs, NULL, 10);
 		for (int i = 0; i < nb; i++)
 			if (b[i].batch == db)
 				digest_batch = i;
 		if (digest_batch < 0)
-			note(&prob, strtoi64(ps, NULL, 10), -1, "rewritten",
+			note(&prob, dp, -1, "rewritten",
 				 psprintf("batch " INT64_FORMAT " of the digest is not in audit_seal", db));
 		else
 		{
 			char	   *stored = tg_hex(b[digest_batch].chain, TG_HASH_LEN);
 
 			if (strcmp(stored, cs) != 0 ||
-				b[digest_batch].first_position + b[digest_batch].row_count - 1 != strtoi64(ps, NULL, 10))
+				b[digest_batch].first_position + b[digest_batch].row_count - 1 != dp)
 				note(&prob, b[digest_batch].first_position, -1, "rewritten",
 					 psprintf("the chain at batch " INT64_FORMAT " is not the one the digest holds: the log was rewritten up to there", db));
 			start = Min(start, digest_batch);

@@ -10,7 +10,8 @@
  * on, label or re-assign an object of schema trading_guard or a member of
  * the extension, or put a trigger, rule or policy on one of its tables, or
  * create anything in its schema, or make a table inherit from (or a foreign
- * key reference) one of its tables.  An object_access_hook is the second
+ * key reference) one of its tables, or add to (or drop from) one of its
+ * operator families, also by an operator class made elsewhere for it.  An object_access_hook is the second
  * net: it refuses the drop of such an object however the drop was reached
  * (CASCADE from another object, DROP OWNED).  (Not for creation: a
  * post-create hook cannot look the new object up.)  Event triggers cannot
@@ -593,7 +594,26 @@ tg_own_target(const TgOwn *own, Node *stmt, bool *drops_all)
 		case T_CreateConversionStmt:
 			return tg_own_creation(own, ((CreateConversionStmt *) stmt)->conversion_name);
 		case T_CreateOpClassStmt:
-			return tg_own_creation(own, ((CreateOpClassStmt *) stmt)->opclassname);
+			{
+				CreateOpClassStmt *s = (CreateOpClassStmt *) stmt;
+
+				/* a new class in the schema, or one that joins our family */
+				a = tg_own_creation(own, s->opclassname);
+				if (!OidIsValid(a.objectId) && s->opfamilyname != NIL)
+					a = tg_own_named(own, OBJECT_OPFAMILY,
+									 (Node *) lcons(makeString(s->amname),
+													list_copy(s->opfamilyname)));
+				return a;
+			}
+		case T_AlterOpFamilyStmt:
+			{
+				AlterOpFamilyStmt *s = (AlterOpFamilyStmt *) stmt;
+
+				/* ADD or DROP of operators and support functions */
+				return tg_own_named(own, OBJECT_OPFAMILY,
+									(Node *) lcons(makeString(s->amname),
+												   list_copy(s->opfamilyname)));
+			}
 		case T_CreateOpFamilyStmt:
 			return tg_own_creation(own, ((CreateOpFamilyStmt *) stmt)->opfamilyname);
 		case T_CreateExtensionStmt:
@@ -673,6 +693,7 @@ tg_guard_relevant(Node *stmt)
 		case T_CreateConversionStmt:
 		case T_CreateOpClassStmt:
 		case T_CreateOpFamilyStmt:
+		case T_AlterOpFamilyStmt:
 		case T_CreateExtensionStmt:
 		case T_AlterFunctionStmt:
 		case T_CreateStatsStmt:
