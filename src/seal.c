@@ -865,6 +865,9 @@ typedef struct SealCollect
 	int			nexcl;			/* ids sealed in another cluster */
 	int64	   *excl_lo;
 	int64	   *excl_hi;
+	TgKeyEntry *keys;			/* for the key index */
+	int64		nkeys;
+	int64		keycap;
 } SealCollect;
 
 static void
@@ -875,6 +878,7 @@ seal_collect_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPoin
 	TgSealLeaf *leaf;
 	int			id_att = log_attnum(desc, "id") - 1;
 	int			time_att = log_attnum(desc, "event_time") - 1;
+	int			hash_att = log_attnum(desc, "key_hash") - 1;
 
 	txid = U64FromFullTransactionId(DatumGetFullTransactionId(values[log_attnum(desc, "txid") - 1]));
 
@@ -894,6 +898,18 @@ seal_collect_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPoin
 	tg_seal_leaf_hash(c->buf.data, c->buf.len, leaf->hash);
 	if (!nulls[time_att] && DatumGetTimestampTz(values[time_att]) > c->max_time)
 		c->max_time = DatumGetTimestampTz(values[time_att]);
+	if (!nulls[hash_att] && !nulls[id_att])
+	{
+		if (c->nkeys == c->keycap)
+		{
+			c->keycap *= 2;
+			c->keys = repalloc_huge(c->keys, sizeof(TgKeyEntry) * c->keycap);
+		}
+		c->keys[c->nkeys].key_hash = DatumGetInt64(values[hash_att]);
+		c->keys[c->nkeys].id = DatumGetInt64(values[id_att]);
+		c->keys[c->nkeys].tid = *tid;
+		c->nkeys++;
+	}
 }
 
 static int
@@ -1065,6 +1081,8 @@ tg_seal_run(bool wait)
 	c.cap = 1024;
 	c.leaves = palloc_extended(sizeof(TgSealLeaf) * c.cap, MCXT_ALLOC_HUGE);
 	c.max_time = DT_NOBEGIN;
+	c.keycap = 1024;
+	c.keys = palloc_extended(sizeof(TgKeyEntry) * c.keycap, MCXT_ALLOC_HUGE);
 	if (foreign)
 		c.nexcl = all_sealed_ranges(&c.excl_lo, &c.excl_hi);
 
@@ -1101,6 +1119,9 @@ tg_seal_run(bool wait)
 
 		insert_batch(&b, ranges_text(c.leaves, c.n), bytea_of(tags, TG_TAG_LEN * c.n),
 					 c.n > 0 ? c.max_time : b.sealed_at);
+		/* the batch's keys, collected on the way, when the index is current */
+		if (!foreign)
+			tg_seal_index_batch(nlast > 0 ? last->batch : 0, b.batch, c.keys, c.nkeys);
 	}
 	tg_sql_finish();
 	PopActiveSnapshot();

@@ -68,11 +68,20 @@ typedef struct TgSealLeaf
 	TgHash		hash;
 } TgSealLeaf;
 
+/* a key index entry: an audit row's key hash, id and place */
+typedef struct TgKeyEntry
+{
+	int64		key_hash;
+	int64		id;
+	ItemPointerData tid;
+} TgKeyEntry;
+
 /* seal.c */
 extern void tg_seal_init(void);
 extern struct TgKeyVersion *tg_seal_key_scratch(void);
 extern PGDLLEXPORT void tg_seal_worker_main(Datum arg);
 extern int64 tg_seal_index_keys(bool wait);
+extern void tg_seal_index_batch(int64 prev_batch, int64 batch, TgKeyEntry *entries, int64 n);
 extern void tg_seal_canonical(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls);
 extern void tg_seal_leaf_hash(const char *data, int len, uint8 *out);
 extern void tg_seal_merkle_root(const TgSealLeaf *leaves, int64 n, uint8 *out);

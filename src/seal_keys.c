@@ -44,12 +44,7 @@
 #include "run_sql.h"
 #include "seal.h"
 
-typedef struct KeyEntry
-{
-	int64		key_hash;
-	int64		id;
-	ItemPointerData tid;
-} KeyEntry;
+typedef TgKeyEntry KeyEntry;
 
 typedef struct KeyCollect
 {
@@ -149,6 +144,77 @@ key_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
 }
 
 /*
+ * Insert n entries into the key index (sorting them first) and record that
+ * it is complete up to batch.  The caller holds the sealing lock and is
+ * connected to SPI.
+ */
+static void
+insert_entries(KeyEntry *entries, int64 n, int64 batch)
+{
+	TgSqlArgs	state = {0};
+
+	if (n > 0)
+	{
+		Datum	   *hashes = palloc_extended(sizeof(Datum) * n, MCXT_ALLOC_HUGE);
+		Datum	   *ids = palloc_extended(sizeof(Datum) * n, MCXT_ALLOC_HUGE);
+		Datum	   *tids = palloc_extended(sizeof(Datum) * n, MCXT_ALLOC_HUGE);
+		TgSqlArgs	args = {0};
+
+		/* in key order: the B-tree is filled page by page */
+		qsort(entries, n, sizeof(KeyEntry), entry_cmp);
+		for (int64 i = 0; i < n; i++)
+		{
+			hashes[i] = Int64GetDatum(entries[i].key_hash);
+			ids[i] = Int64GetDatum(entries[i].id);
+			tids[i] = PointerGetDatum(&entries[i].tid);
+		}
+		tg_sql_arg(&args, INT8ARRAYOID,
+				   PointerGetDatum(construct_array(hashes, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+		tg_sql_arg(&args, INT8ARRAYOID,
+				   PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
+		tg_sql_arg(&args, TIDARRAYOID,
+				   PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT)));
+		(void) tg_sql("INSERT INTO trading_guard.audit_key_index (key_hash, id, tid)"
+					  " SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+					  "                          pg_catalog.unnest($2::pg_catalog.int8[]),"
+					  "                          pg_catalog.unnest($3::pg_catalog.tid[]))",
+					  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
+	}
+	/* the lock on audit_seal makes us its only writer; see run_sql.c */
+	tg_sql_arg(&state, INT8OID, Int64GetDatum(batch));
+	(void) tg_sql("UPDATE trading_guard.audit_key_state SET indexed_through = $1",
+				  &state, TG_SQL_AS_OWNER | TG_SQL_WRITE_LATEST, SPI_OK_UPDATE);
+}
+
+/* The batch up to which the key index is complete (connected to SPI) */
+static int64
+indexed_through(void)
+{
+	bool		isnull;
+
+	if (tg_sql("SELECT indexed_through FROM trading_guard.audit_key_state", NULL,
+			   TG_SQL_LATEST | TG_SQL_AS_OWNER, SPI_OK_SELECT) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trading_guard.audit_key_state must hold one row")));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * The sealer's shortcut: the keys of the batch it has just sealed, which it
+ * collected while hashing the rows, go into the key index at once when the
+ * index was complete up to the batch before; otherwise (a rebuild is under
+ * way) tg_seal_index_keys() will take them.  Same caller as insert_entries.
+ */
+void
+tg_seal_index_batch(int64 prev_batch, int64 batch, TgKeyEntry *entries, int64 n)
+{
+	if (indexed_through() != prev_batch)
+		return;
+	insert_entries(entries, n, batch);
+}
+
+/*
  * Put the keys of the batches sealed since audit_key_state.indexed_through
  * into audit_key_index; returns how many entries, or -1 if a sealer holds
  * the lock and !wait.  The caller is in a transaction on the primary.
@@ -167,7 +233,6 @@ tg_seal_index_keys(bool wait)
 	TgFullSnapshot upto;
 	Relation	rel;
 	int64		result;
-	bool		isnull;
 
 	if (wait)
 		LockRelationOid(seal_oid, ShareRowExclusiveLock);
@@ -177,12 +242,7 @@ tg_seal_index_keys(bool wait)
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	PushActiveSnapshot(snap);
 	tg_sql_connect();
-	if (tg_sql("SELECT indexed_through FROM trading_guard.audit_key_state", NULL,
-			   TG_SQL_READ_ONLY | TG_SQL_AS_OWNER, SPI_OK_SELECT) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("trading_guard.audit_key_state must hold one row")));
-	through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	through = indexed_through();
 	nb = tg_seal_load_batches_from(&b, through);	/* through itself, if > 0 */
 	if (nb == 0 || b[nb - 1].batch <= through)
 	{
@@ -255,41 +315,7 @@ tg_seal_index_keys(bool wait)
 		tg_seal_scan_after(rel, snap, &base, key_row, &c);
 	table_close(rel, AccessShareLock);
 
-	if (c.n > 0)
-	{
-		Datum	   *hashes = palloc_extended(sizeof(Datum) * c.n, MCXT_ALLOC_HUGE);
-		Datum	   *ids = palloc_extended(sizeof(Datum) * c.n, MCXT_ALLOC_HUGE);
-		Datum	   *tids = palloc_extended(sizeof(Datum) * c.n, MCXT_ALLOC_HUGE);
-		TgSqlArgs	args = {0};
-
-		/* in key order: the B-tree is filled page by page */
-		qsort(c.entries, c.n, sizeof(KeyEntry), entry_cmp);
-		for (int64 i = 0; i < c.n; i++)
-		{
-			hashes[i] = Int64GetDatum(c.entries[i].key_hash);
-			ids[i] = Int64GetDatum(c.entries[i].id);
-			tids[i] = PointerGetDatum(&c.entries[i].tid);
-		}
-		tg_sql_arg(&args, INT8ARRAYOID,
-				   PointerGetDatum(construct_array(hashes, c.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
-		tg_sql_arg(&args, INT8ARRAYOID,
-				   PointerGetDatum(construct_array(ids, c.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
-		tg_sql_arg(&args, TIDARRAYOID,
-				   PointerGetDatum(construct_array(tids, c.n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT)));
-		(void) tg_sql("INSERT INTO trading_guard.audit_key_index (key_hash, id, tid)"
-					  " SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
-					  "                          pg_catalog.unnest($2::pg_catalog.int8[]),"
-					  "                          pg_catalog.unnest($3::pg_catalog.tid[]))",
-					  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
-	}
-	{
-		TgSqlArgs	args = {0};
-
-		tg_sql_arg(&args, INT8OID, Int64GetDatum(b[nb - 1].batch));
-		/* the lock on audit_seal makes us its only writer; see run_sql.c */
-		(void) tg_sql("UPDATE trading_guard.audit_key_state SET indexed_through = $1",
-					  &args, TG_SQL_AS_OWNER | TG_SQL_WRITE_LATEST, SPI_OK_UPDATE);
-	}
+	insert_entries(c.entries, c.n, b[nb - 1].batch);
 	result = c.n;
 	tg_sql_finish();
 	PopActiveSnapshot();
