@@ -407,16 +407,19 @@ def cmd_proof(args):
         raise Failure('position %d does not match the digest (position=%d, %d rows, leaf %d)'
                       % (position, msg['position'], count, index))
     sig = b64(signature, 'signature')
-    keys = [open(k, encoding='ascii').read() for k in args.pubkey] if args.pubkey else [embedded_pem]
-    if not any(check_signature(message.encode(), sig, pem_of(k)) for k in keys):
+    keys = [(k, open(k, encoding='ascii').read()) for k in args.pubkey] if args.pubkey \
+        else [('the public key in the proof', embedded_pem)]
+    signer = next((name for name, k in keys if check_signature(message.encode(), sig, pem_of(k))), None)
+    if signer is None:
         raise Failure('the digest\'s signature does not verify with %s'
                       % ('the trusted public key(s) given' if args.pubkey
                          else 'the public key in the proof'))
     if not args.pubkey:
         print('WARNING: the signature was checked with the public key carried by the proof '
               'itself; give --pubkey with a trusted copy to prove who signed it', file=sys.stderr)
-    print('OK: audit row %d is row %d of %d of batch %d (position %d), signed digest %s'
-          % (pid, index + 1, count, batch, position, msg['chain'][:16]),
+    print('OK: audit row %d is in batch %d (position %d, leaf %d of %d), whose digest '
+          '(key version %d, chain %s) is signed by %s'
+          % (pid, batch, position, index, count, msg['key_version'], msg['chain'], signer),
           file=sys.stderr if args.json else sys.stdout)
 
 
