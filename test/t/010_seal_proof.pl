@@ -25,6 +25,10 @@
 #      old proof still verifies against the digest, and a proof assembled
 #      from the row as it now is (checked to decode to exactly that row)
 #      does not
+#   6. the same row's batch re-sealed by hand: its Merkle root (and leaf
+#      tag) in audit_seal set to what the changed rows give.  audit_proof()
+#      must not sign that: TG081, not a proof that verifies with the
+#      trusted key (the signing key is no oracle for audit_seal's contents)
 #
 # Keys are made at run time; waits are for conditions, never sleeps.
 
@@ -32,6 +36,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Digest::SHA qw(sha256);
 use File::Basename qw(dirname);
 use IPC::Run;
 use JSON::PP;
@@ -447,6 +452,59 @@ like($err, qr/^FAILED: the row and its path do not lead to the proof's root/m, '
 is(sql(qq{SET timezone = 'UTC';
 	SELECT to_jsonb(l) = \$tgv\$$out\$tgv\$::jsonb FROM trading_guard.audit_log l WHERE id = $mid}), 't',
 	'(and it is the row as it is now in the database)');
+
+# ---------------------------------------------------------------------------
+# 6. The batch's seal changed to match the changed row
+# ---------------------------------------------------------------------------
+
+# RFC 9162 2.1.3.2, in Perl: the root a leaf hash and a path give
+sub fold
+{
+	my ($r, $fn, $n, @path) = @_;
+	my $sn = $n - 1;
+	foreach my $p (@path)
+	{
+		if (($fn & 1) || $fn == $sn)
+		{
+			$r = sha256("\x01" . $p . $r);
+			until (($fn & 1) || $fn == 0) { $fn >>= 1; $sn >>= 1; }
+		}
+		else
+		{
+			$r = sha256("\x01" . $r . $p);
+		}
+		$fn >>= 1;
+		$sn >>= 1;
+	}
+	return unpack('H*', $r);
+}
+my @path = map { pack('H*', $_) } @{ $P->{path} };
+is(fold(sha256("\x00" . pack('H*', $P->{row})), $P->{leaf_index}, $P->{leaf_count}, @path), $P->{root},
+	'the path folds to the root in Perl too');
+my $new_leaf = sha256("\x00" . pack('H*', $now->{row}));
+my $new_root = fold($new_leaf, $P->{leaf_index}, $P->{leaf_count}, @path);
+sql(qq{
+	BEGIN;
+	SET LOCAL trading_guard.maintenance = on;
+	ALTER TABLE trading_guard.audit_seal DISABLE TRIGGER audit_seal_append_only;
+	UPDATE trading_guard.audit_seal
+	   SET merkle_root = '\\x$new_root',
+	       leaf_tags = overlay(leaf_tags placing '\\x} . unpack('H*', substr($new_leaf, 0, 8)) . qq{'::bytea
+	                           from } . (8 * $P->{leaf_index} + 1) . qq{)
+	 WHERE batch = $P->{batch};
+	ALTER TABLE trading_guard.audit_seal ENABLE ALWAYS TRIGGER audit_seal_append_only;
+	COMMIT;
+});
+is(sql('SELECT problem FROM trading_guard.verify_audit()'), 'seal changed',
+	'verify_audit(): seal changed');
+($prc, my $forged_proof, $perr) = $node->psql('postgres', "SELECT trading_guard.audit_proof($mid)",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($perr, qr/TG081/, 'audit_proof() of the row in the re-sealed batch fails with TG081');
+if ($forged_proof ne '')
+{
+	($rc, $out, $err) = run_verifier('proof', write_file_as("$dir/forged.json", $forged_proof), '--pubkey', $trusted);
+	isnt($rc, 0, 'the proof it gave must not verify with the trusted key') or diag($out);
+}
 
 $node->stop;
 done_testing();
