@@ -488,8 +488,10 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 }
 
 /*
- * The signature and public key of batch b's digest, made again with its
- * key version (Ed25519 signatures are deterministic: the same as stored).
+ * The message, signature and public key of batch b's digest, made again
+ * with its key version and checked against the signature stored when b was
+ * sealed (TG081 if they differ).  The caller has checked that a key ring is
+ * loaded.
  */
 static void
 sign_batch(const TgSealBatch *b, char **msg, char **sig, char **pem)
