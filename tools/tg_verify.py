@@ -164,7 +164,9 @@ def jsonb_text(buf, pos=0):
 
 def text_array(buf):
     """Python list (nested for ndim > 1) of PostgreSQL's ArrayType of text."""
-    ndim, dataoffset, _elemtype = struct.unpack_from('<iiI', buf, 0)
+    ndim, dataoffset, elemtype = struct.unpack_from('<iiI', buf, 0)
+    if elemtype != 25:                    # TEXTOID
+        raise ValueError('an array of element type %d, not text' % elemtype)
     if ndim == 0:
         return []
     dims = struct.unpack_from('<%di' % ndim, buf, 12)
@@ -273,7 +275,7 @@ def decode_row(row, columns):
                 text = json.dumps(text_array(v), ensure_ascii=False)
             else:
                 raise Failure('column %s has type %s, which this verifier cannot decode' % (name, typ))
-        except (struct.error, IndexError, UnicodeDecodeError) as e:
+        except (struct.error, IndexError, ValueError, OverflowError, RecursionError) as e:
             raise Failure('column %s (%s) is malformed: %s' % (name, typ, e))
         out.append((name, typ, text))
     if pos != len(row):
