@@ -507,8 +507,10 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 }
 
 /*
- * The signature and public key of batch b's digest, made again with its
- * key version (Ed25519 signatures are deterministic: the same as stored).
+ * The message, signature and public key of batch b's digest, made again
+ * with its key version and checked against the signature stored when b was
+ * sealed (TG081 if they differ).  The caller has checked that a key ring is
+ * loaded.
  */
 static void
 sign_batch(const TgSealBatch *b, char **msg, char **sig, char **pem)
@@ -522,6 +524,20 @@ sign_batch(const TgSealBatch *b, char **msg, char **sig, char **pem)
 				(errcode(ERRCODE_TG_KEY_VERSION_MISSING),
 				 errmsg("key version %d, which sealed batch " INT64_FORMAT ", is not in the key ring",
 						b->key_version, b->batch)));
+
+	/*
+	 * Sign only what the sealer signed.  The batch's row in audit_seal may
+	 * have been changed since (a Merkle root made to match changed rows):
+	 * signing it again would hand out a valid signature of a forged digest.
+	 * Ed25519 signatures are deterministic, so the message is the sealed
+	 * one exactly when its signature is the stored one.
+	 */
+	if (memcmp(s, b->signature, TG_SIG_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TG_SEAL_BROKEN),
+				 errmsg("the seal of batch " INT64_FORMAT " of the audit trail was changed", b->batch),
+				 errdetail("Its digest is not the one signed when it was sealed."),
+				 errhint("Run trading_guard.verify_audit() to find the first bad row.")));
 	*sig = tg_base64(s, TG_SIG_LEN);
 	*pem = tg_seal_public_key_pem(pub);
 }

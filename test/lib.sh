@@ -13,7 +13,7 @@ TG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Debian packages every script needs.
 TG_PACKAGES="postgresql-$TG_PG_MAJOR postgresql-server-dev-$TG_PG_MAJOR postgresql-contrib
-	libssl-dev libkrb5-dev libipc-run-perl libio-socket-ssl-perl openssl make gcc"
+	libssl-dev libkrb5-dev libipc-run-perl libio-socket-ssl-perl openssl make gcc python3"
 
 tg_log() { printf '==> %s\n' "$*" >&2; }
 tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -65,7 +65,7 @@ export LANG=C.UTF-8 LC_MESSAGES=C
 # the runner cannot read or write (/root).
 WORK=$(tg_runner_dir trading_guard-tests)
 tg_log "running the tests as $(tg_runner) in $WORK"
-(cd "$TG_REPO" && tar -cf - --exclude=test/out Makefile ./*.control sql expected test) |
+(cd "$TG_REPO" && tar -cf - --exclude=test/out Makefile ./*.control sql expected test tools) |
 	(cd "$WORK" && tg_as_runner tar -xf -)
 
 # The key ring of the pg_regress and isolation servers: one key made for
