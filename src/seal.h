@@ -5,7 +5,8 @@
  *	  trading_guard.audit_log (src/seal.c writes it, src/seal_verify.c
  *	  checks it, gives digests and inclusion proofs).
  *
- * The format is documented in README.md ("Sealing: formats"); the
+ * The format is documented in README.md ("How sealing works" and "Digests,
+ * proofs and the stand-alone verifier"); the
  * stand-alone verifier tools/tg_verify.py implements the same.
  *
  *	leaf   = SHA-256(0x00 || canonical row)
