@@ -1094,99 +1094,14 @@ tg_audit_log_append_only(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: purge_audit(older_than interval) returns bigint
+ * SQL (1.1 to 1.4): purge_audit(older_than interval) returns bigint
  *
- * Deletes the audit rows whose event_time is older than now() - older_than,
- * below SQL (the append-only trigger stays in force for everything else),
- * then records the purge itself.  Not granted to PUBLIC.  Takes
- * SHARE UPDATE EXCLUSIVE on audit_log: one purge at a time, writers go on.
+ * The 1.5 library removes sealed batches only (src/seal.c); until ALTER
+ * EXTENSION UPDATE has created audit_seal, that fails and removes nothing.
  */
 PG_FUNCTION_INFO_V1(tg_purge_audit);
 Datum
 tg_purge_audit(PG_FUNCTION_ARGS)
 {
-	Interval   *older_than = PG_GETARG_INTERVAL_P(0);
-	Interval	zero;
-	TimestampTz cutoff;
-	Oid			logoid = tg_audit_log_oid();
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tuple;
-	int64		removed = 0;
-	JsonbParseState *state = NULL;
-	JsonbValue	k;
-	JsonbValue	v;
-	JsonbValue *res;
-
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot purge the audit log on a standby"),
-				 errdetail("A server in recovery cannot delete rows; the purge replays from the primary."),
-				 errhint("Run purge_audit on the primary.")));
-	memset(&zero, 0, sizeof(zero));
-	if (DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(older_than),
-										 IntervalPGetDatum(&zero))))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("older_than must not be negative")));
-	if (!OidIsValid(logoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("trading_guard.audit_log does not exist")));
-
-	cutoff = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-													 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-													 IntervalPGetDatum(older_than)));
-
-	rel = table_open(logoid, ShareUpdateExclusiveLock);
-	scan = table_beginscan(rel, GetTransactionSnapshot(), 0, NULL);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		Datum		t = heap_getattr(tuple, AL_EVENT_TIME + 1,
-									 RelationGetDescr(rel), &isnull);
-
-		CHECK_FOR_INTERRUPTS();
-		if (!isnull && DatumGetTimestampTz(t) < cutoff)
-		{
-			simple_heap_delete(rel, &tuple->t_self);
-			removed++;
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, NoLock);
-	CommandCounterIncrement();
-
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	k.val.string.val = "older_than";
-	k.val.string.len = strlen(k.val.string.val);
-	pushJsonbValue(&state, WJB_KEY, &k);
-	v.type = jbvString;
-	v.val.string.val = DatumGetCString(DirectFunctionCall1(interval_out,
-														   IntervalPGetDatum(older_than)));
-	v.val.string.len = strlen(v.val.string.val);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	k.val.string.val = "cutoff";
-	k.val.string.len = strlen(k.val.string.val);
-	pushJsonbValue(&state, WJB_KEY, &k);
-	{
-		char		buf[MAXDATELEN + 1];
-
-		JsonEncodeDateTime(buf, TimestampTzGetDatum(cutoff), TIMESTAMPTZOID, NULL);
-		v.val.string.val = pstrdup(buf);
-		v.val.string.len = strlen(buf);
-	}
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	k.val.string.val = "rows_removed";
-	k.val.string.len = strlen(k.val.string.val);
-	pushJsonbValue(&state, WJB_KEY, &k);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(removed);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-
-	tg_audit_write_event("PURGE", logoid, NULL, NULL, JsonbValueToJsonb(res));
-	PG_RETURN_INT64(removed);
+	return tg_purge_audit_sealed(fcinfo);
 }

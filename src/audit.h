@@ -10,6 +10,7 @@
 #ifndef TG_AUDIT_H
 #define TG_AUDIT_H
 
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 /* GUCs (src/audit.c) */
@@ -34,5 +35,8 @@ extern void tg_audit_write_keyed_event(const char *operation, Oid relid,
 /* OIDs of the extension's objects in schema trading_guard (InvalidOid if absent) */
 extern Oid	tg_audit_log_oid(void);	/* src/audit_writer.c */
 extern Oid	tg_audit_config_oid(void);
+
+/* src/seal.c */
+extern Datum tg_purge_audit_sealed(PG_FUNCTION_ARGS);
 
 #endif							/* TG_AUDIT_H */

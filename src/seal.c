@@ -665,8 +665,8 @@ load_batches(TgSealBatch **out, const char *sql, int64 arg)
 }
 
 /* Is id in one of the (sorted, disjoint) ranges [lo[i], hi[i])? */
-static bool
-id_in_ranges(int64 id, const int64 *lo, const int64 *hi, int n)
+bool
+tg_seal_id_in_ranges(int64 id, const int64 *lo, const int64 *hi, int n)
 {
 	int			l = 0;
 	int			h = n - 1;
@@ -695,27 +695,24 @@ id_range_cmp(const void *a, const void *b)
 }
 
 /*
- * The sealed ids of every batch, as sorted ranges (*lo, *hi; returns how
- * many): for a log sealed in another cluster (restored from a dump), whose
- * batches' snapshots mean nothing to this cluster's transaction ids.
+ * The ids of batches b[from..to), as sorted, disjoint ranges [lo, hi)
+ * (*lo, *hi, palloc'd; returns how many), for tg_seal_id_in_ranges().
  */
-static int
-all_sealed_ranges(int64 **lo, int64 **hi)
+int
+tg_seal_sorted_ranges(const TgSealBatch *b, int from, int to, int64 **lo, int64 **hi)
 {
-	TgSealBatch *all;
-	int			nall = tg_seal_load_batches(&all, false, 0);
 	int			n = 0;
 	int64	   *pairs;
 
-	for (int i = 0; i < nall; i++)
-		n += all[i].nranges;
+	for (int i = from; i < to; i++)
+		n += b[i].nranges;
 	pairs = palloc_extended(sizeof(int64) * 2 * Max(n, 1), MCXT_ALLOC_HUGE);
 	n = 0;
-	for (int i = 0; i < nall; i++)
-		for (int r = 0; r < all[i].nranges; r++)
+	for (int i = from; i < to; i++)
+		for (int r = 0; r < b[i].nranges; r++)
 		{
-			pairs[2 * n] = all[i].range_lo[r];
-			pairs[2 * n + 1] = all[i].range_hi[r];
+			pairs[2 * n] = b[i].range_lo[r];
+			pairs[2 * n + 1] = b[i].range_hi[r];
 			n++;
 		}
 	qsort(pairs, n, 2 * sizeof(int64), id_range_cmp);
@@ -726,7 +723,22 @@ all_sealed_ranges(int64 **lo, int64 **hi)
 		(*lo)[i] = pairs[2 * i];
 		(*hi)[i] = pairs[2 * i + 1];
 	}
+	pfree(pairs);
 	return n;
+}
+
+/*
+ * The sealed ids of every batch, as sorted ranges: for a log sealed in
+ * another cluster (restored from a dump), whose batches' snapshots mean
+ * nothing to this cluster's transaction ids.
+ */
+static int
+all_sealed_ranges(int64 **lo, int64 **hi)
+{
+	TgSealBatch *all;
+	int			nall = tg_seal_load_batches(&all, false, 0);
+
+	return tg_seal_sorted_ranges(all, 0, nall, lo, hi);
 }
 
 /* Was batch b sealed by this cluster (so its snapshot speaks of our xids)? */
@@ -742,8 +754,8 @@ tg_seal_batch_is_local(const TgSealBatch *b)
  */
 
 /* attribute number (1-based) of an audit_log column, by name */
-static AttrNumber
-log_attnum(TupleDesc desc, const char *name)
+AttrNumber
+tg_seal_attnum(TupleDesc desc, const char *name)
 {
 	for (int i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped &&
@@ -794,7 +806,7 @@ tg_seal_scan_after(Relation rel, Snapshot snap, const TgFullSnapshot *prev,
 	MemoryContext row_cxt;
 	MemoryContext old;
 
-	txid_att = log_attnum(desc, "txid");
+	txid_att = tg_seal_attnum(desc, "txid");
 
 	iscan = index_beginscan_bitmap(irel, snap, 1);
 	/* txid is the second column of the BRIN index (event_time, txid) */
@@ -876,16 +888,16 @@ seal_collect_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPoin
 	SealCollect *c = (SealCollect *) arg;
 	uint64		txid;
 	TgSealLeaf *leaf;
-	int			id_att = log_attnum(desc, "id") - 1;
-	int			time_att = log_attnum(desc, "event_time") - 1;
-	int			hash_att = log_attnum(desc, "key_hash") - 1;
+	int			id_att = tg_seal_attnum(desc, "id") - 1;
+	int			time_att = tg_seal_attnum(desc, "event_time") - 1;
+	int			hash_att = tg_seal_attnum(desc, "key_hash") - 1;
 
-	txid = U64FromFullTransactionId(DatumGetFullTransactionId(values[log_attnum(desc, "txid") - 1]));
+	txid = U64FromFullTransactionId(DatumGetFullTransactionId(values[tg_seal_attnum(desc, "txid") - 1]));
 
 	/* committed after our snapshot, or ours (not committed yet) */
 	if (!tg_seal_xid_visible(c->cur, txid) || txid == c->own_xid)
 		return;
-	if (c->nexcl > 0 && id_in_ranges(DatumGetInt64(values[id_att]), c->excl_lo, c->excl_hi, c->nexcl))
+	if (c->nexcl > 0 && tg_seal_id_in_ranges(DatumGetInt64(values[id_att]), c->excl_lo, c->excl_hi, c->nexcl))
 		return;					/* sealed before the restore */
 	if (c->n == c->cap)
 	{
@@ -1186,7 +1198,6 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 	int			nbatches;
 	int			cut = -1;
 	int			nranges = 0;
-	int64	   *ranges;
 	int64	   *lo;
 	int64	   *hi;
 	int			id_att;
@@ -1237,30 +1248,12 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 	tg_sql_finish();
 	PopActiveSnapshot();
 
-	for (int i = 0; i <= cut; i++)
-		nranges += batches[i].nranges;
-	ranges = palloc_extended(sizeof(int64) * 2 * Max(nranges, 1), MCXT_ALLOC_HUGE);
-	nranges = 0;
-	for (int i = 0; i <= cut; i++)
-		for (int r = 0; r < batches[i].nranges; r++)
-		{
-			ranges[2 * nranges] = batches[i].range_lo[r];
-			ranges[2 * nranges + 1] = batches[i].range_hi[r];
-			nranges++;
-		}
-	qsort(ranges, nranges, 2 * sizeof(int64), id_range_cmp);
-	lo = palloc_extended(sizeof(int64) * Max(nranges, 1), MCXT_ALLOC_HUGE);
-	hi = palloc_extended(sizeof(int64) * Max(nranges, 1), MCXT_ALLOC_HUGE);
-	for (int i = 0; i < nranges; i++)
-	{
-		lo[i] = ranges[2 * i];
-		hi[i] = ranges[2 * i + 1];
-	}
+	nranges = tg_seal_sorted_ranges(batches, 0, cut + 1, &lo, &hi);
 
 	if (nranges > 0)
 	{
 		rel = table_open(logoid, ShareUpdateExclusiveLock);
-		id_att = log_attnum(RelationGetDescr(rel), "id");
+		id_att = tg_seal_attnum(RelationGetDescr(rel), "id");
 		scan = table_beginscan(rel, GetTransactionSnapshot(), 0, NULL);
 		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
@@ -1268,7 +1261,7 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 			Datum		id = heap_getattr(tuple, id_att, RelationGetDescr(rel), &isnull);
 
 			CHECK_FOR_INTERRUPTS();
-			if (!isnull && id_in_ranges(DatumGetInt64(id), lo, hi, nranges))
+			if (!isnull && tg_seal_id_in_ranges(DatumGetInt64(id), lo, hi, nranges))
 			{
 				simple_heap_delete(rel, &tuple->t_self);
 				removed++;
@@ -1541,13 +1534,13 @@ static void
 backlog_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
 {
 	SealBacklog *b = arg;
-	int			t = log_attnum(desc, "event_time") - 1;
-	int			x = log_attnum(desc, "txid") - 1;
+	int			t = tg_seal_attnum(desc, "event_time") - 1;
+	int			x = tg_seal_attnum(desc, "txid") - 1;
 
 	if (TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(DatumGetFullTransactionId(values[x]))))
 		return;
 	if (b->nexcl > 0 &&
-		id_in_ranges(DatumGetInt64(values[log_attnum(desc, "id") - 1]), b->excl_lo, b->excl_hi, b->nexcl))
+		tg_seal_id_in_ranges(DatumGetInt64(values[tg_seal_attnum(desc, "id") - 1]), b->excl_lo, b->excl_hi, b->nexcl))
 		return;
 	b->rows++;
 	if (!nulls[t] && DatumGetTimestampTz(values[t]) < b->oldest)

@@ -97,6 +97,9 @@ extern int	tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_ba
 extern int	tg_seal_load_batches_from(TgSealBatch **out, int64 from);
 extern Oid	tg_audit_seal_oid(void);
 extern bool tg_seal_batch_is_local(const TgSealBatch *b);
+extern int	tg_seal_sorted_ranges(const TgSealBatch *b, int from, int to, int64 **lo, int64 **hi);
+extern bool tg_seal_id_in_ranges(int64 id, const int64 *lo, const int64 *hi, int n);
+extern AttrNumber tg_seal_attnum(TupleDesc desc, const char *name);
 extern char *tg_hex(const uint8 *data, int len);
 extern char *tg_base64(const uint8 *data, int len);
 

@@ -60,35 +60,6 @@ typedef struct KeyCollect
 	int			hash_att;
 } KeyCollect;
 
-static bool
-in_ranges(int64 id, const int64 *lo, const int64 *hi, int n)
-{
-	int			l = 0;
-	int			h = n - 1;
-
-	while (l <= h)
-	{
-		int			m = (l + h) / 2;
-
-		if (id < lo[m])
-			h = m - 1;
-		else if (id >= hi[m])
-			l = m + 1;
-		else
-			return true;
-	}
-	return false;
-}
-
-static int
-pair_cmp(const void *a, const void *b)
-{
-	int64		x = ((const int64 *) a)[0];
-	int64		y = ((const int64 *) b)[0];
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 static int
 entry_cmp(const void *a, const void *b)
 {
@@ -100,17 +71,6 @@ entry_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
 }
 
-static int
-attnum(TupleDesc desc, const char *name)
-{
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, i)->attname), name) == 0)
-			return i;
-	elog(ERROR, "trading_guard.audit_log has no column \"%s\"", name);
-	return -1;
-}
-
 static void
 collect_key(KeyCollect *c, Datum *values, bool *nulls, ItemPointer tid)
 {
@@ -120,7 +80,7 @@ collect_key(KeyCollect *c, Datum *values, bool *nulls, ItemPointer tid)
 	if (nulls[c->hash_att] || nulls[c->id_att])
 		return;
 	id = DatumGetInt64(values[c->id_att]);
-	if (!in_ranges(id, c->lo, c->hi, c->nranges))
+	if (!tg_seal_id_in_ranges(id, c->lo, c->hi, c->nranges))
 		return;
 	if (c->upto != NULL && !nulls[c->txid_att] &&
 		!tg_seal_xid_visible(c->upto,
@@ -255,32 +215,13 @@ tg_seal_index_keys(bool wait)
 	memset(&c, 0, sizeof(c));
 	{
 		int			first = (through > 0 && b[0].batch == through) ? 1 : 0;
-		int64	   *pairs;
 
 		/* a rebuild, or batches sealed in another cluster: every row */
 		full = (first == 0);
 		for (int i = 0; i < nb; i++)
 			if (!tg_seal_batch_is_local(&b[i]))
 				full = true;
-		for (int i = first; i < nb; i++)
-			c.nranges += b[i].nranges;
-		pairs = palloc_extended(sizeof(int64) * 2 * Max(c.nranges, 1), MCXT_ALLOC_HUGE);
-		c.nranges = 0;
-		for (int i = first; i < nb; i++)
-			for (int r = 0; r < b[i].nranges; r++)
-			{
-				pairs[2 * c.nranges] = b[i].range_lo[r];
-				pairs[2 * c.nranges + 1] = b[i].range_hi[r];
-				c.nranges++;
-			}
-		qsort(pairs, c.nranges, 2 * sizeof(int64), pair_cmp);
-		c.lo = palloc_extended(sizeof(int64) * Max(c.nranges, 1), MCXT_ALLOC_HUGE);
-		c.hi = palloc_extended(sizeof(int64) * Max(c.nranges, 1), MCXT_ALLOC_HUGE);
-		for (int i = 0; i < c.nranges; i++)
-		{
-			c.lo[i] = pairs[2 * i];
-			c.hi[i] = pairs[2 * i + 1];
-		}
+		c.nranges = tg_seal_sorted_ranges(b, first, nb, &c.lo, &c.hi);
 		if (!full)
 		{
 			tg_seal_parse_snapshot(b[0].snapshot, &base);
@@ -292,9 +233,9 @@ tg_seal_index_keys(bool wait)
 	c.entries = palloc_extended(sizeof(KeyEntry) * c.cap, MCXT_ALLOC_HUGE);
 
 	rel = table_open(tg_audit_log_oid(), AccessShareLock);
-	c.id_att = attnum(RelationGetDescr(rel), "id");
-	c.txid_att = attnum(RelationGetDescr(rel), "txid");
-	c.hash_att = attnum(RelationGetDescr(rel), "key_hash");
+	c.id_att = tg_seal_attnum(RelationGetDescr(rel), "id") - 1;
+	c.txid_att = tg_seal_attnum(RelationGetDescr(rel), "txid") - 1;
+	c.hash_att = tg_seal_attnum(RelationGetDescr(rel), "key_hash") - 1;
 	if (full)
 	{
 		TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);

@@ -133,17 +133,6 @@ id_at(const TgSealBatch *b, int64 pos)
 	return 0;
 }
 
-static AttrNumber
-attnum_of(TupleDesc desc, const char *name)
-{
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, i)->attname), name) == 0)
-			return i;
-	elog(ERROR, "trading_guard.audit_log has no column \"%s\"", name);
-	return 0;
-}
-
 /* "key=value" out of a digest line (the value ends at white space), or NULL */
 static char *
 digest_field(const char *digest, const char *key)
@@ -310,8 +299,8 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	/* every row of the log */
 	rel = table_open(tg_audit_log_oid(), AccessShareLock);
 	desc = RelationGetDescr(rel);
-	id_att = attnum_of(desc, "id");
-	txid_att = attnum_of(desc, "txid");
+	id_att = tg_seal_attnum(desc, "id") - 1;
+	txid_att = tg_seal_attnum(desc, "txid") - 1;
 	vals = palloc(sizeof(Datum) * desc->natts);
 	nuls = palloc(sizeof(bool) * desc->natts);
 	initStringInfo(&buf);
@@ -609,8 +598,8 @@ static void
 proof_row(void *arg, TupleDesc desc, Datum *values, bool *nulls, ItemPointer tid)
 {
 	ProofCollect *c = arg;
-	int			id_att = attnum_of(desc, "id");
-	int			txid_att = attnum_of(desc, "txid");
+	int			id_att = tg_seal_attnum(desc, "id") - 1;
+	int			txid_att = tg_seal_attnum(desc, "txid") - 1;
 	int64		id = nulls[id_att] ? -1 : DatumGetInt64(values[id_att]);
 	uint64		txid = nulls[txid_att] ? 0 :
 		U64FromFullTransactionId(DatumGetFullTransactionId(values[txid_att]));
