@@ -187,7 +187,7 @@ SELECT seal_try('SELECT trading_guard.verify_audit(-5)') AS negative;
 SELECT batch - :b0 AS batch, "position" - :p0 AS "position", key_version,
        root ~ '^[0-9a-f]{64}$' AS root_hex, chain ~ '^[0-9a-f]{64}$' AS chain_hex,
        message ~ ('^trading_guard audit digest v1 batch=' || batch || ' position=' || "position"
-                  || ' sealed_at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z key_version=1 root='
+                  || ' sealed_at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z key_version=1 layout=[0-9a-f]{16} root='
                   || root || ' chain=' || chain || '$') AS message_shape,
        message = replace(message, E'\n', '') AS one_line,
        (SELECT s.chain_hash = decode(d.chain, 'hex') AND s.merkle_root = decode(d.root, 'hex')
@@ -298,7 +298,7 @@ BEGIN;
 INSERT INTO trading_guard.audit_seal
 SELECT batch + 1, sealed_at, key_version, first_position + row_count, row_count, snapshot, ids,
        leaf_tags, merkle_root, chain_hash, chain_hash, signature, max_event_time, system_identifier,
-       purged_through
+       purged_through, layout
   FROM trading_guard.audit_seal ORDER BY batch DESC LIMIT 1;
 SELECT ok, problem, first_bad_position = head_position - (SELECT row_count FROM trading_guard.audit_seal
                                                            ORDER BY batch DESC LIMIT 1) + 1 AS at_forged_batch

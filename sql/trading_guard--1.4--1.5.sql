@@ -52,7 +52,8 @@ CREATE TABLE trading_guard.audit_seal (
     signature       bytea       NOT NULL,
     max_event_time  timestamptz NOT NULL,
     system_identifier bigint    NOT NULL,
-    purged_through  bigint      NOT NULL
+    purged_through  bigint      NOT NULL,
+    layout          bytea       NOT NULL
 );
 COMMENT ON TABLE trading_guard.audit_seal IS
 'the sealed hash chain over trading_guard.audit_log: one row per batch of sealed audit rows';
@@ -211,7 +212,10 @@ AS $$
                 UNION SELECT tbl) m),
     tail AS MATERIALIZED (
         SELECT trading_guard.audit_key_tail() AS snap)
-    SELECT h.* FROM (
+    -- a row can come from two branches (a log restored from another
+    -- cluster has transaction ids this cluster's snapshots do not order):
+    -- each row once
+    SELECT DISTINCT ON (h.event_time, h.id) h.* FROM (
         -- sealed and indexed
         SELECT l.* FROM trading_guard.audit_key_lookup(trading_guard.audit_key_hash(key::text)) k
           JOIN trading_guard.audit_log l ON l.ctid OPERATOR(pg_catalog.=) k.tid

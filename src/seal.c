@@ -35,6 +35,7 @@
 #include <openssl/pem.h>
 #include <openssl/crypto.h>
 
+#include "access/brin.h"
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -58,6 +59,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -282,6 +284,37 @@ tg_seal_leaf_hash(const char *data, int len, uint8 *out)
 	tg_sha256(leaf_prefix, data, len, NULL, 0, out);
 }
 
+/*
+ * The layout of audit_log, which the canonical bytes do not carry: the
+ * first 8 bytes of SHA-256 over "name type\n" for each column in order
+ * (type as format_type() prints it).  In every batch's chain hash and
+ * digest, so a proof's column names and types are covered by its
+ * signature.
+ */
+void
+tg_seal_layout(TupleDesc desc, uint8 *out)
+{
+	StringInfoData buf;
+	uint8		h[TG_HASH_LEN];
+	unsigned int len = 0;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped)
+			appendStringInfo(&buf, "%s %s\n", NameStr(att->attname), format_type_be(att->atttypid));
+	}
+	tg_seal_md_init();
+	if (EVP_Digest(buf.data, buf.len, h, &len, sha256, NULL) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256")));
+	memcpy(out, h, TG_LAYOUT_LEN);
+	pfree(buf.data);
+}
+
 /* largest power of two smaller than n (n >= 2) */
 static int64
 split_point(int64 n)
@@ -327,7 +360,7 @@ tg_seal_merkle_root(const TgSealLeaf *leaves, int64 n, uint8 *out)
 /*
  * The chain hash of a batch: HMAC-SHA256 under the sealing subkey of its
  * key version, over "TGSEAL1", batch, first position, rows (8 bytes each),
- * purged_through (8), key version (4), sealed_at (8, microseconds since
+ * purged_through (8), key version (4), layout (8), sealed_at (8, microseconds since
  * 2000-01-01 UTC), root,
  * previous chain hash, then the snapshot's length (4) and text.
  */
@@ -345,6 +378,7 @@ tg_seal_chain_hash(const TgSealBatch *b, const uint8 *seal_key, uint8 *out)
 	append_be(&buf, (uint64) b->row_count, 8);
 	append_be(&buf, (uint64) b->purged_through, 8);
 	append_be(&buf, (uint32) b->key_version, 4);
+	appendBinaryStringInfo(&buf, (const char *) b->layout, TG_LAYOUT_LEN);
 	append_be(&buf, (uint64) b->sealed_at, 8);
 	appendBinaryStringInfo(&buf, (const char *) b->root, TG_HASH_LEN);
 	appendBinaryStringInfo(&buf, (const char *) b->prev_chain, TG_HASH_LEN);
@@ -383,9 +417,10 @@ tg_seal_digest_message(const TgSealBatch *b)
 {
 	return psprintf("trading_guard audit digest v1 batch=" INT64_FORMAT
 					" position=" INT64_FORMAT " sealed_at=%s key_version=%d"
-					" root=%s chain=%s",
+					" layout=%s root=%s chain=%s",
 					b->batch, b->first_position + b->row_count - 1,
 					iso_utc(b->sealed_at), b->key_version,
+					tg_hex(b->layout, TG_LAYOUT_LEN),
 					tg_hex(b->root, TG_HASH_LEN), tg_hex(b->chain, TG_HASH_LEN));
 }
 
@@ -589,13 +624,13 @@ tg_seal_load_batches(TgSealBatch **out, bool last_only, int64 only_batch)
 	return load_batches(out, last_only ?
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
+			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through, layout"
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0"
 			   " ORDER BY batch DESC LIMIT 1" :
 			   "SELECT batch, sealed_at, key_version, first_position, row_count,"
 			   "       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
+			   "       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through, layout"
 			   "  FROM trading_guard.audit_seal"
 			   " WHERE $1 OPERATOR(pg_catalog.=) 0 OR batch OPERATOR(pg_catalog.=) $1"
 			   " ORDER BY batch",
@@ -609,7 +644,7 @@ tg_seal_load_batches_from(TgSealBatch **out, int64 from)
 	return load_batches(out,
 						"SELECT batch, sealed_at, key_version, first_position, row_count,"
 						"       snapshot::pg_catalog.text, ids::pg_catalog.text, leaf_tags,"
-						"       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through"
+						"       merkle_root, prev_hash, chain_hash, signature, system_identifier, purged_through, layout"
 						"  FROM trading_guard.audit_seal"
 						" WHERE batch OPERATOR(pg_catalog.>=) $1"
 						" ORDER BY batch",
@@ -650,6 +685,7 @@ load_batches(TgSealBatch **out, const char *sql, int64 arg)
 		copy_hash(tup, desc, 12, b[i].signature, TG_SIG_LEN);
 		b[i].system_id = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
 		b[i].purged_through = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
+		copy_hash(tup, desc, 15, b[i].layout, TG_LAYOUT_LEN);
 
 		old = MemoryContextSwitchTo(upper);
 		b[i].snapshot = pstrdup(snapshot);
@@ -780,6 +816,68 @@ txid_index_oid(void)
 				 errmsg("index trading_guard.audit_log_time_idx does not exist"),
 				 errhint("Run ALTER EXTENSION trading_guard UPDATE.")));
 	return oid;
+}
+
+/*
+ * Summarize the complete block ranges of the BRIN index on (event_time,
+ * txid) that have no summary yet (autovacuum does it only every
+ * autovacuum_naptime): an unsummarized range is returned by every search,
+ * so without this each round would read everything written since
+ * autovacuum last came by.  Not the last, partial range: once summarized,
+ * every transaction that adds a row to it would have to widen its summary
+ * (a page update and a WAL record per audited transaction), while as it is
+ * a writer's BRIN insert there finds no summary and returns.
+ *
+ * Ranges are summarized in block order; summarized_upto remembers where
+ * this process got to (from 0 after a start: a summarized range costs only
+ * a look in the revmap).  Only if SHARE UPDATE EXCLUSIVE on audit_log is
+ * free at once (a VACUUM or a purge may hold it for long: this round then
+ * reads a little more), and as the owner of the index, which
+ * brin_summarize_range() requires.
+ */
+void
+tg_seal_summarize_new_ranges(void)
+{
+	static BlockNumber summarized_upto = 0;
+	static Oid	upto_relid = InvalidOid;
+	Oid			logoid = tg_audit_log_oid();
+	Oid			nsp = get_namespace_oid("trading_guard", false);
+	Oid			idxoid = get_relname_relid("audit_log_time_idx", nsp);
+	Relation	rel;
+	Relation	idx;
+	BlockNumber nblocks;
+	BlockNumber ppr;
+	BlockNumber complete;
+	TgSqlArgs	args = {0};
+
+	if (!OidIsValid(idxoid) ||
+		!ConditionalLockRelationOid(logoid, ShareUpdateExclusiveLock))
+		return;
+	if (upto_relid != logoid)
+	{
+		summarized_upto = 0;
+		upto_relid = logoid;
+	}
+	rel = table_open(logoid, NoLock);
+	idx = index_open(idxoid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	ppr = BrinGetPagesPerRange(idx);
+	index_close(idx, AccessShareLock);
+	table_close(rel, NoLock);
+	complete = (nblocks / ppr) * ppr;
+	if (summarized_upto > complete)
+		summarized_upto = 0;	/* the table was truncated: start again */
+	if (summarized_upto >= complete)
+		return;
+
+	tg_sql_arg(&args, INT8OID, Int64GetDatum((int64) summarized_upto));
+	tg_sql_arg(&args, INT8OID, Int64GetDatum((int64) complete - 1));
+	tg_sql_arg(&args, INT8OID, Int64GetDatum((int64) ppr));
+	(void) tg_sql("SELECT pg_catalog.sum(pg_catalog.brin_summarize_range("
+				  "          'trading_guard.audit_log_time_idx'::pg_catalog.regclass, b))"
+				  "  FROM pg_catalog.generate_series($1, $2, $3) b",
+				  &args, TG_SQL_AS_OWNER, SPI_OK_SELECT);
+	summarized_upto = complete;
 }
 
 /*
@@ -1031,12 +1129,13 @@ insert_batch(TgSealBatch *b, const char *ranges, bytea *tags, TimestampTz max_ti
 	tg_sql_arg(&args, TIMESTAMPTZOID, TimestampTzGetDatum(max_time));
 	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->system_id));
 	tg_sql_arg(&args, INT8OID, Int64GetDatum(b->purged_through));
+	tg_sql_arg(&args, BYTEAOID, PointerGetDatum(bytea_of(b->layout, TG_LAYOUT_LEN)));
 	(void) tg_sql("INSERT INTO trading_guard.audit_seal"
 				  " (batch, sealed_at, key_version, first_position, row_count,"
 				  "  snapshot, ids, leaf_tags, merkle_root, prev_hash, chain_hash,"
-				  "  signature, max_event_time, system_identifier, purged_through)"
+				  "  signature, max_event_time, system_identifier, purged_through, layout)"
 				  " VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.pg_snapshot,"
-				  "  $7::pg_catalog.int8multirange, $8, $9, $10, $11, $12, $13, $14, $15)",
+				  "  $7::pg_catalog.int8multirange, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
 				  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
 }
 
@@ -1061,6 +1160,7 @@ tg_seal_run(bool wait)
 	int			nlast;
 	int64		result;
 	bool		foreign;
+	uint8		layout[TG_LAYOUT_LEN];
 
 	if (!OidIsValid(log_oid))
 		ereport(ERROR,
@@ -1098,7 +1198,9 @@ tg_seal_run(bool wait)
 	if (foreign)
 		c.nexcl = all_sealed_ranges(&c.excl_lo, &c.excl_hi);
 
+	tg_seal_summarize_new_ranges();
 	rel = table_open(log_oid, AccessShareLock);
+	tg_seal_layout(RelationGetDescr(rel), layout);
 	tg_seal_scan_after(rel, snap, (nlast > 0 && !foreign) ? &prev : NULL, seal_collect_row, &c);
 	table_close(rel, AccessShareLock);
 
@@ -1121,6 +1223,7 @@ tg_seal_run(bool wait)
 		b.sealed_at = GetCurrentTimestamp();
 		b.snapshot = snapshot_text(&cur, c.own_xid);
 		b.system_id = (int64) GetSystemIdentifier();
+		memcpy(b.layout, layout, TG_LAYOUT_LEN);
 		b.purged_through = nlast > 0 ? last->purged_through : 0;
 		if (nlast > 0)
 			memcpy(b.prev_chain, last->chain, TG_HASH_LEN);
@@ -1302,6 +1405,7 @@ tg_purge_audit_sealed(PG_FUNCTION_ARGS)
 		b.sealed_at = GetCurrentTimestamp();
 		b.snapshot = last->snapshot;
 		b.system_id = last->system_id;
+		memcpy(b.layout, last->layout, TG_LAYOUT_LEN);
 		b.purged_through = batches[cut].batch;
 		memcpy(b.prev_chain, last->chain, TG_HASH_LEN);
 		tg_seal_merkle_root(NULL, 0, b.root);

@@ -29,6 +29,7 @@
 #define TG_HASH_LEN		32
 #define TG_TAG_LEN		8		/* bytes of a leaf hash kept per row */
 #define TG_SIG_LEN		64		/* Ed25519 */
+#define TG_LAYOUT_LEN	8		/* bytes of the hash of audit_log's layout */
 
 typedef uint8 TgHash[TG_HASH_LEN];
 
@@ -42,6 +43,7 @@ typedef struct TgSealBatch
 	int64		row_count;
 	int64		purged_through; /* batches up to this one were purged */
 	int64		system_id;		/* of the cluster that sealed it */
+	uint8		layout[TG_LAYOUT_LEN];	/* audit_log's columns when sealed */
 	char	   *snapshot;		/* pg_snapshot text: xmin:xmax:xip,... */
 	int			nranges;		/* ids, as half-open ranges [lo, hi) */
 	int64	   *range_lo;
@@ -82,6 +84,7 @@ extern void tg_seal_init(void);
 extern struct TgKeyVersion *tg_seal_key_scratch(void);
 extern PGDLLEXPORT void tg_seal_worker_main(Datum arg);
 extern int64 tg_seal_index_keys(bool wait);
+extern void tg_seal_summarize_new_ranges(void);
 extern void tg_seal_index_batch(int64 prev_batch, int64 batch, TgKeyEntry *entries, int64 n);
 extern void tg_seal_canonical(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls);
 extern void tg_seal_leaf_hash(const char *data, int len, uint8 *out);
@@ -100,6 +103,7 @@ extern bool tg_seal_batch_is_local(const TgSealBatch *b);
 extern int	tg_seal_sorted_ranges(const TgSealBatch *b, int from, int to, int64 **lo, int64 **hi);
 extern bool tg_seal_id_in_ranges(int64 id, const int64 *lo, const int64 *hi, int n);
 extern AttrNumber tg_seal_attnum(TupleDesc desc, const char *name);
+extern void tg_seal_layout(TupleDesc desc, uint8 *out);
 extern char *tg_hex(const uint8 *data, int len);
 extern char *tg_base64(const uint8 *data, int len);
 

@@ -230,6 +230,7 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	Problem		prob = {false, -1, -1, NULL, NULL};
 	TgKeyVersion *kv;
 	uint8		chain[TG_HASH_LEN];
+	uint8		layout[TG_LAYOUT_LEN];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -299,6 +300,7 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	/* every row of the log */
 	rel = table_open(tg_audit_log_oid(), AccessShareLock);
 	desc = RelationGetDescr(rel);
+	tg_seal_layout(desc, layout);
 	id_att = tg_seal_attnum(desc, "id") - 1;
 	txid_att = tg_seal_attnum(desc, "txid") - 1;
 	vals = palloc(sizeof(Datum) * desc->natts);
@@ -405,6 +407,13 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 			note(&prob, b[i - 1].first_position + b[i - 1].row_count, -1, "missing",
 				 psprintf("batches between " INT64_FORMAT " and " INT64_FORMAT " are missing",
 						  b[i - 1].batch, bt->batch));
+			break;
+		}
+		if (memcmp(bt->layout, layout, TG_LAYOUT_LEN) != 0 && bt->batch > cut && bt->row_count > 0)
+		{
+			note(&prob, bt->first_position, -1, "seal changed",
+				 psprintf("batch " INT64_FORMAT " was sealed with another layout of audit_log (%s, now %s)",
+						  bt->batch, tg_hex(bt->layout, TG_LAYOUT_LEN), tg_hex(layout, TG_LAYOUT_LEN)));
 			break;
 		}
 		if (!tg_keyring_get((uint32) bt->key_version, kv))

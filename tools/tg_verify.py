@@ -4,7 +4,7 @@
 Python 3 standard library only; the Ed25519 signature is checked by the
 `openssl` command line (OpenSSL 3: `openssl pkeyutl -verify -rawin`).
 
-  tg_verify.py proof PROOF.json [--pubkey PEM] [--json] [--trust-proof-columns]
+  tg_verify.py proof PROOF.json [--pubkey PEM] [--json]
   tg_verify.py digest MESSAGE_FILE SIGNATURE_BASE64_FILE PUBKEY_PEM
 
 Exit status 0 and a line "OK: ..." only when everything holds; 1 and a line
@@ -34,11 +34,11 @@ leaf_count leaves (the batch's rows in id order), folded as in 2.1.3.2.
 
 Digest message, one line, signed (Ed25519, over exactly these bytes):
   trading_guard audit digest v1 batch=N position=P sealed_at=ISO
-  key_version=V root=HEX chain=HEX
+  key_version=V layout=HEX16 root=HEX chain=HEX
 The proof's root must equal root= of its digest; position = P - leaf_count
-+ 1 + leaf_index.  Column names and types are not covered by any hash, so
-the proof's column list must be the audit_log layout below (the one of
-trading_guard 1.5), unless --trust-proof-columns.
++ 1 + leaf_index.  layout= is the first 8 bytes of SHA-256 over
+"name type\n" for each column of audit_log in order: the proof's column
+list must give it, so the names and types it decodes with are signed too.
 """
 import argparse
 import base64
@@ -64,8 +64,8 @@ COLUMNS = [('id', 'bigint'), ('event_time', 'timestamp with time zone'),
 TYPE_ALIASES = {'int8': 'bigint', 'timestamptz': 'timestamp with time zone',
                 '_text': 'text[]'}
 MESSAGE_RE = re.compile(r'trading_guard audit digest v1 batch=(\d+) position=(\d+) '
-                        r'sealed_at=(\S+) key_version=(\d+) root=([0-9a-f]{64}) '
-                        r'chain=([0-9a-f]{64})\Z')
+                        r'sealed_at=(\S+) key_version=(\d+) layout=([0-9a-f]{16}) '
+                        r'root=([0-9a-f]{64}) chain=([0-9a-f]{64})\Z')
 PG_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -340,7 +340,13 @@ def parse_message(message):
     if not m:
         raise Failure('the digest message is not a trading_guard audit digest v1 line')
     return {'batch': int(m[1]), 'position': int(m[2]), 'sealed_at': m[3],
-            'key_version': int(m[4]), 'root': m[5], 'chain': m[6]}
+            'key_version': int(m[4]), 'layout': m[5], 'root': m[6], 'chain': m[7]}
+
+
+def layout_of(raw_columns):
+    """The layout hash of a column list as the proof gives it (types as format_type prints them)."""
+    text = ''.join('%s %s\n' % (c['name'], c['type']) for c in raw_columns)
+    return hashlib.sha256(text.encode('utf-8')).digest()[:8].hex()
 
 
 def b64(text, what):
@@ -381,12 +387,13 @@ def cmd_proof(args):
         message, signature, embedded_pem = dg['message'], dg['signature'], dg['public_key']
     except (KeyError, TypeError, ValueError) as e:
         raise Failure('the proof lacks or mangles a field: %s' % e)
+    msg = parse_message(message)
+    if layout_of(proof['columns']) != msg['layout']:
+        raise Failure('the proof\'s columns are not the audit_log layout its digest signs '
+                      '(layout=%s, the columns give %s)' % (msg['layout'], layout_of(proof['columns'])))
     if columns != COLUMNS:
-        if not args.trust_proof_columns:
-            raise Failure('the proof\'s columns are not the audit_log layout this verifier knows '
-                          '(column names and types are not covered by the hashes; '
-                          '--trust-proof-columns to decode with them anyway)')
-        print('WARNING: decoding with the proof\'s own column list', file=sys.stderr)
+        print('NOTE: audit_log has another layout than trading_guard 1.5\'s; '
+              'the signed layout hash covers it', file=sys.stderr)
     decoded = decode_row(row, columns)
     values = {name: text for name, _t, text in decoded}
     if args.json:
@@ -400,7 +407,6 @@ def cmd_proof(args):
         raise Failure('the row\'s id is %s, the proof is for id %d' % (values.get('id'), pid))
     if fold_path(sha256(b'\x00', row), index, count, path) != root:
         raise Failure('the row and its path do not lead to the proof\'s root')
-    msg = parse_message(message)
     if msg['root'] != root.hex():
         raise Failure('the digest message names root %s, not the proof\'s root' % msg['root'])
     if msg['batch'] != batch:
@@ -449,8 +455,6 @@ def main(argv=None):
     p.add_argument('--pubkey', action='append', metavar='PEM_FILE',
                    help='trusted public key (PEM, or the base64 of a digest log line); repeatable')
     p.add_argument('--json', action='store_true', help='print the decoded row as JSON')
-    p.add_argument('--trust-proof-columns', action='store_true',
-                   help='decode with the proof\'s column list even if it is not the known layout')
     d = sub.add_parser('digest', help='check one signed digest')
     d.add_argument('message')
     d.add_argument('signature')

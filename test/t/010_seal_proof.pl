@@ -360,10 +360,10 @@ foreach my $li ($P->{leaf_index} - 1, $P->{leaf_index} + 1, 13, 1000)
 	$q = copy_of($P);
 	$q->{digest}{signature} = $proof{ $seen{'3:0/1'} }{digest}{signature};
 	refused($q, qr/the digest's signature does not verify/, "another digest's signature");
-	# the column names are not hashed: a relabelled list is refused
+	# the column names and types are signed (layout=): a relabelled list is refused
 	$q = copy_of($P);
 	@{ $q->{columns} }[ 7, 8 ] = @{ $q->{columns} }[ 8, 7 ];
-	refused($q, qr/the proof's columns are not the audit_log layout/, 'session_user_name and current_user_name swapped in the column list');
+	refused($q, qr/the proof's columns are not the audit_log layout its digest signs/, 'session_user_name and current_user_name swapped in the column list');
 }
 
 # A forgery with the forger's own key: a made-up row as a one-row batch,
