@@ -34,7 +34,7 @@ DROP INDEX trading_guard.audit_log_time_idx;
 CREATE INDEX audit_log_time_idx
     ON trading_guard.audit_log
     USING brin (event_time, txid trading_guard.xid8_minmax_ops)
-    WITH (pages_per_range = 32, autosummarize = on);
+    WITH (autosummarize = on);
 
 -- The chain: one row per batch.  Append-only like audit_log.
 CREATE TABLE trading_guard.audit_seal (

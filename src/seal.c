@@ -90,6 +90,9 @@ static int	digest_interval = 600;	/* s between digest lines in the log; 0: off *
 static char *seal_databases = NULL;
 
 #define TG_SEAL_MAX_DB		8
+
+/* keys of a batch put into the key index in the sealing transaction */
+#define TG_SEAL_KEYS_INLINE	20000
 #define TG_SEAL_ERRLEN		256
 
 /* What the worker of one database tells seal_status */
@@ -1234,8 +1237,13 @@ tg_seal_run(bool wait)
 
 		insert_batch(&b, ranges_text(c.leaves, c.n), bytea_of(tags, TG_TAG_LEN * c.n),
 					 c.n > 0 ? c.max_time : b.sealed_at);
-		/* the batch's keys, collected on the way, when the index is current */
-		if (!foreign)
+		/*
+		 * The batch's keys, collected on the way, when the index is current
+		 * and the batch is small: a big one (a COPY) is indexed by
+		 * tg_seal_index_keys() in a transaction of its own, so that the
+		 * seal is not held up by the key index's B-tree.
+		 */
+		if (!foreign && c.nkeys <= TG_SEAL_KEYS_INLINE)
 			tg_seal_index_batch(nlast > 0 ? last->batch : 0, b.batch, c.keys, c.nkeys);
 	}
 	tg_sql_finish();
