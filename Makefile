@@ -33,7 +33,8 @@ OBJS = \
 	src/vault.o \
 	src/seal.o \
 	src/seal_verify.o \
-	src/seal_keys.o
+	src/seal_keys.o \
+	src/events.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

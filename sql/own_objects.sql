@@ -127,6 +127,24 @@ SELECT stmt, try(stmt) AS result FROM (VALUES
     ('ALTER FUNCTION trading_guard.seal_audit() SECURITY DEFINER'),
     ('GRANT EXECUTE ON FUNCTION trading_guard.audit_proof(bigint) TO PUBLIC')
 ) v(stmt);
+-- the objects of 1.6 (security events): the tables, their append-only
+-- triggers, the views, the functions; and their rows, for every role
+SELECT stmt, try(stmt) AS result FROM (VALUES
+    ('ALTER TABLE trading_guard.security_events DISABLE TRIGGER security_events_append_only'),
+    ('ALTER TABLE trading_guard.security_event_batches DISABLE TRIGGER ALL'),
+    ('ALTER TABLE trading_guard.security_events DROP CONSTRAINT security_events_type_check'),
+    ('ALTER TABLE trading_guard.security_events ALTER COLUMN reason TYPE varchar(10)'),
+    ('CREATE RULE keep AS ON INSERT TO trading_guard.security_events DO INSTEAD NOTHING'),
+    ('GRANT INSERT ON trading_guard.security_events TO PUBLIC'),
+    ('DROP TRIGGER security_event_batches_append_only ON trading_guard.security_event_batches'),
+    ('DROP TABLE trading_guard.security_event_state'),
+    ('DROP VIEW trading_guard.refused_logins_last_hour'),
+    ('ALTER FUNCTION trading_guard.purge_security_events(interval) OWNER TO tg_log_owner'),
+    ('UPDATE trading_guard.security_events SET reason = NULL'),
+    ('DELETE FROM trading_guard.security_event_batches'),
+    ('TRUNCATE trading_guard.security_events')
+) v(stmt);
+
 -- the family is as shipped
 SELECT amopstrategy, amoplefttype::regtype, amoprighttype::regtype, amopopr::regoperator
   FROM pg_amop

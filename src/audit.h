@@ -24,11 +24,12 @@ extern void tg_audit_merge_init(void);
  * (src/audit_writer.c) Write one audit row that is not a row change (enable, disable, DDL,
  * purge): the session details are filled in, the table is named by relid or,
  * for one that no longer exists, by schema and name.  detail may be NULL.
+ * Returns the row's id.
  */
-extern void tg_audit_write_event(const char *operation, Oid relid,
+extern int64 tg_audit_write_event(const char *operation, Oid relid,
 								 const char *schema, const char *name,
 								 Jsonb *detail);
-extern void tg_audit_write_keyed_event(const char *operation, Oid relid,
+extern int64 tg_audit_write_keyed_event(const char *operation, Oid relid,
 									   const char *schema, const char *name,
 									   const char *row_key, Jsonb *detail);
 

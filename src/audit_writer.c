@@ -703,6 +703,7 @@ tg_writer_add(TgAuditWriter *w, const TgAuditRow *row)
 	infomask = w->head_infomask;
 	memcpy(data, w->head, w->head_len);
 	values[AL_ID] = Int64GetDatum(tg_audit_next_id());
+	w->last_id = DatumGetInt64(values[AL_ID]);
 	isnull[AL_ID] = false;
 	values[AL_ID] = tg_col_fill(TupleDescAttr(desc, AL_ID), values[AL_ID], data, 0, &infomask);
 	for (int i = AL_ID + 1; i <= AL_ACTOR; i++)
@@ -934,11 +935,11 @@ tg_writer_close(TgAuditWriter *w)
  * ------------------------------------------------------------------------
  */
 
-void
+int64
 tg_audit_write_event(const char *operation, Oid relid,
 					 const char *schema, const char *name, Jsonb *detail)
 {
-	tg_audit_write_keyed_event(operation, relid, schema, name, NULL, detail);
+	return tg_audit_write_keyed_event(operation, relid, schema, name, NULL, detail);
 }
 
 /*
@@ -946,13 +947,14 @@ tg_audit_write_event(const char *operation, Oid relid,
  * vault): row_key, in the form tg_key_text writes ({"id": 5}), makes the
  * event part of that row's history().
  */
-void
+int64
 tg_audit_write_keyed_event(const char *operation, Oid relid,
 						   const char *schema, const char *name,
 						   const char *row_key, Jsonb *detail)
 {
 	TgAuditWriter w;
 	TgAuditRow	row = {0};
+	int64		id;
 
 	if (OidIsValid(relid))
 	{
@@ -974,5 +976,7 @@ tg_audit_write_keyed_event(const char *operation, Oid relid,
 					  name != NULL ? cstring_to_text(name) : NULL,
 					  cstring_to_text(operation));
 	tg_writer_add(&w, &row);
+	id = w.last_id;
 	tg_writer_close(&w);
+	return id;
 }

@@ -118,6 +118,7 @@ typedef struct TgAuditWriter
 	Datum		application_name;	/* (Datum) 0: NULL */
 	Datum		actor;			/* (Datum) 0: NULL */
 
+	int64		last_id;		/* of the row tg_writer_add formed last */
 	int			n;
 	int			nslots;
 	TupleTableSlot *slots[TG_AUDIT_BATCH];

@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "conn_state.h"
+#include "events.h"
 #include "shmem.h"
 
 /*
@@ -71,6 +72,7 @@ typedef struct TgAddrEntry
 	uint32		last_fail_who;	/* hash of role and database; 0 = not known
 								 * (refused in the TLS handshake) */
 	bool		last_fail_tls;
+	bool		expiry_reported;	/* the ban's end is a ban_expired event */
 } TgAddrEntry;
 
 typedef struct TgConnEvent
@@ -314,6 +316,7 @@ count_failure(const TgConnAttempt *a, TimestampTz now, uint32 who,
 		e->banned_since = now;
 		e->banned_until = TimestampTzPlusMilliseconds(now, (int64) ban_s * 1000);
 		e->ban_failures = e->failures;
+		e->expiry_reported = false;
 		e->failures = 0;
 		e->last_fail_tls = false;
 		return true;
@@ -333,8 +336,8 @@ count_failure(const TgConnAttempt *a, TimestampTz now, uint32 who,
  * one's escapes.  Truncates at whole characters and whole escapes, so a long
  * name never ends in half a character.
  */
-static void
-copy_name(char *dst, const char *src, size_t len)
+void
+tg_conn_copy_name(char *dst, const char *src, size_t len)
 {
 	const unsigned char *p = (const unsigned char *) src;
 	size_t		n = 0;
@@ -393,8 +396,44 @@ tg_conn_escape_name(const char *name)
 	size_t		len = name ? strlen(name) * 4 + 1 : 1;
 	char	   *buf = palloc(len);
 
-	copy_name(buf, name, len);
+	tg_conn_copy_name(buf, name, len);
 	return buf;
+}
+
+/*
+ * The security event of one connection attempt (events.c): a row of
+ * security_events, or, for an allowed one that log_allowed_logins does not
+ * want as a row, a count.  Runs without a PGPROC: no palloc.
+ */
+static void
+login_event(const TgConnAttempt *a, TimestampTz now)
+{
+	TgEvent		ev;
+	TgEventOutcome outcome = a->decision == TG_CONN_ALLOWED ? TG_OUT_ALLOWED :
+		a->decision == TG_CONN_REFUSED ? TG_OUT_REFUSED : TG_OUT_WOULD_REFUSE;
+
+	tg_event_start(&ev, TG_EV_LOGIN, outcome);
+	ev.time = now;
+	ev.addr = a->addr;
+	tg_event_set(&ev, role, a->role);
+	tg_event_set(&ev, database, a->database);
+	tg_event_set(&ev, application, a->application);
+	if (!tg_event_login_wanted(outcome))
+	{
+		tg_event_count_login(&ev);
+		return;
+	}
+	tg_event_set(&ev, tls_version, a->ssl_version);
+	tg_event_set(&ev, tls_cipher, a->ssl_cipher);
+	if (!a->client_cert)
+		ev.cert_subject[0] = '\0';
+	tg_event_set(&ev, reason, reason_names[a->reason]);
+	ev.rule = a->rule;
+	if (!a->tls)
+		tg_event_detail(&ev, "transport", a->addr.family == 0 ? "unix" : "tcp");
+	else
+		tg_event_detail(&ev, "transport", "tls");
+	(void) tg_event_emit(&ev);
 }
 
 /*
@@ -428,11 +467,11 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	ev.decision = (uint8) a->decision;
 	ev.reason = (uint8) a->reason;
 	ev.rule = a->rule;
-	copy_name(ev.role, a->role, NAMEDATALEN);
-	copy_name(ev.database, a->database, NAMEDATALEN);
-	copy_name(ev.application, a->application, NAMEDATALEN);
-	copy_name(ev.ssl_version, a->ssl_version, TG_SSL_VERSION_LEN);
-	copy_name(ev.ssl_cipher, a->ssl_cipher, TG_SSL_CIPHER_LEN);
+	tg_conn_copy_name(ev.role, a->role, NAMEDATALEN);
+	tg_conn_copy_name(ev.database, a->database, NAMEDATALEN);
+	tg_conn_copy_name(ev.application, a->application, NAMEDATALEN);
+	tg_conn_copy_name(ev.ssl_version, a->ssl_version, TG_SSL_VERSION_LEN);
+	tg_conn_copy_name(ev.ssl_cipher, a->ssl_cipher, TG_SSL_CIPHER_LEN);
 	if (a->role)
 		who = hash_bytes((const unsigned char *) a->role, strlen(a->role));
 	if (a->database)
@@ -451,14 +490,68 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	}
 	unlock_shared(blocked, &saved_mask);
 
+	login_event(a, now);
 	if (banned_now)
 	{
 		char		addrbuf[64];
+		TgEvent		bev;
+
+		tg_event_start(&bev, TG_EV_BAN, TG_OUT_INFO);
+		bev.time = now;
+		bev.addr = a->addr;
+		tg_event_set(&bev, reason, "too many failed or refused connection attempts");
+		tg_event_detail(&bev, "until", timestamptz_to_str(until));
+		tg_event_detail_int(&bev, "max_auth_failures", max_failures);
+		tg_event_detail_int(&bev, "failure_window_s", window_s);
+		(void) tg_event_emit(&bev);
 
 		tg_addr_format(&a->addr, addrbuf, sizeof(addrbuf));
 		ereport(LOG,
 				(errmsg("trading_guard: client address %s banned until %s after more than %d failed or refused connection attempts",
 						addrbuf, timestamptz_to_str(until), max_failures)));
+	}
+}
+
+/*
+ * Bans that have ended since the last call become ban_expired events (the
+ * events worker calls this every second).
+ */
+void
+tg_conn_report_expired_bans(void)
+{
+	TgAddr		ended[64];
+	TimestampTz ended_at[64];
+	int			n = 0;
+	TimestampTz now;
+
+	if (conn_shared == NULL)
+		return;
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&conn_shared->mutex);
+	for (int i = 0; i < tg_max_tracked_addresses && n < (int) lengthof(ended); i++)
+	{
+		TgAddrEntry *e = &conn_addrs[i];
+
+		if (e->addr.family != 0 && e->banned_until != 0 &&
+			e->banned_until <= now && !e->expiry_reported)
+		{
+			e->expiry_reported = true;
+			ended[n] = e->addr;
+			ended_at[n] = e->banned_until;
+			n++;
+		}
+	}
+	SpinLockRelease(&conn_shared->mutex);
+
+	for (int i = 0; i < n; i++)
+	{
+		TgEvent		ev;
+
+		tg_event_start(&ev, TG_EV_BAN_EXPIRED, TG_OUT_INFO);
+		ev.time = ended_at[i];
+		ev.addr = ended[i];
+		tg_event_set(&ev, reason, "ban ended");
+		(void) tg_event_emit(&ev);
 	}
 }
 
@@ -704,10 +797,17 @@ tg_unban(PG_FUNCTION_ARGS)
 	{
 		char		buf[64];
 
+		TgEvent		ev;
+
 		tg_addr_format(&addr, buf, sizeof(buf));
 		ereport(LOG,
 				(errmsg("trading_guard: client address %s unbanned by %s",
 						buf, GetUserNameFromId(GetUserId(), false))));
+		tg_event_start(&ev, TG_EV_UNBAN, TG_OUT_INFO);
+		ev.addr = addr;
+		tg_event_set(&ev, role, GetUserNameFromId(GetUserId(), false));
+		tg_event_set(&ev, reason, "unbanned by unban()");
+		(void) tg_event_emit(&ev);
 	}
 	PG_RETURN_BOOL(was_banned);
 

@@ -68,5 +68,7 @@ extern void tg_conn_record(const TgConnAttempt *attempt, int max_failures,
 						   int failure_window_s, int ban_time_s);
 extern bool tg_conn_banned(const TgAddr *addr, TimestampTz *until);
 extern char *tg_conn_escape_name(const char *name);
+extern void tg_conn_copy_name(char *dst, const char *src, size_t len);
+extern void tg_conn_report_expired_bans(void);
 
 #endif							/* TG_CONN_STATE_H */

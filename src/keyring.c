@@ -69,6 +69,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "events.h"
 #include "keyring.h"
 #include "shmem.h"
 #include "trading_guard.h"
@@ -691,6 +692,52 @@ derive_slot(TgLoadBuffer *buf, int n, TgKeySlot *slot, char *err, size_t errlen)
 }
 
 /*
+ * A key_ring security event (events.c): never a key, only versions, key
+ * ids (fingerprints), the source and the error.
+ */
+static void
+keyring_event(TgEventOutcome outcome, const char *what, uint32 version,
+			  const char *key_id, const char *source, const char *error)
+{
+	TgEvent		ev;
+
+	tg_event_start(&ev, TG_EV_KEY_RING, outcome);
+	tg_event_set(&ev, reason, what);
+	ev.key_version = (int32) version;
+	tg_event_set(&ev, key_id, key_id);
+	tg_event_detail(&ev, "source", source);
+	if (error)
+		tg_event_detail(&ev, "error", error);
+	(void) tg_event_emit(&ev);
+}
+
+/* Versions in one ring and not the other become events */
+static void
+keyring_report_changes(const TgKeySlot *before, const TgKeySlot *after, bool had_ring)
+{
+	if (!had_ring)
+		return;
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const TgKeySlot *a = pass == 0 ? after : before;
+		const TgKeySlot *b = pass == 0 ? before : after;
+
+		for (int i = 0; i < a->nversions; i++)
+		{
+			bool		found = false;
+
+			for (int j = 0; j < b->nversions; j++)
+				if (b->versions[j].version == a->versions[i].version)
+					found = true;
+			if (!found)
+				keyring_event(TG_OUT_INFO, pass == 0 ? "version added" : "version removed",
+							  a->versions[i].version, a->versions[i].key_id,
+							  "key ring", NULL);
+		}
+	}
+}
+
+/*
  * Load the ring from the configured source into the slot not in use and
  * publish it.  On failure the ring in force stays; the reason is logged
  * and kept for key_ring_status().  Runs in the postmaster (at start) or in
@@ -706,6 +753,8 @@ keyring_load_sources(void)
 	bool		ok;
 	int			n = -1;
 	int			target = 1 - ring->active;
+	bool		had_ring = ring->loaded;
+	TgKeySlot	previous;
 
 	if (key_command && key_command[0] != '\0')
 	{
@@ -752,7 +801,19 @@ keyring_load_sources(void)
 				 errdetail("The key ring loaded at %s stays in force.",
 						   timestamptz_to_str(ring->loaded_at)) :
 				 errdetail("The credential vault refuses to work until a key ring is loaded.")));
+		keyring_event(TG_OUT_ERROR, ring->loaded ? "reload failed" : "load failed",
+					  0, NULL, source, err);
 		return;
+	}
+
+	/* what was in force, for the version added / removed events (no keys) */
+	memset(&previous, 0, sizeof(previous));
+	previous.nversions = had_ring ? ring->slots[ring->active].nversions : 0;
+	for (int i = 0; i < previous.nversions; i++)
+	{
+		previous.versions[i].version = ring->slots[ring->active].versions[i].version;
+		memcpy(previous.versions[i].key_id, ring->slots[ring->active].versions[i].key_id,
+			   sizeof(previous.versions[i].key_id));
 	}
 
 	pg_write_barrier();
@@ -771,6 +832,10 @@ keyring_load_sources(void)
 			(errmsg("trading_guard: key ring loaded from %s: %d key version%s, newest %u",
 					source, n, n == 1 ? "" : "s",
 					ring->slots[target].versions[n - 1].version)));
+	keyring_event(TG_OUT_INFO, "loaded", ring->slots[target].versions[n - 1].version,
+				  ring->slots[target].versions[n - 1].key_id, source, NULL);
+	keyring_report_changes(&previous, &ring->slots[target], had_ring);
+	OPENSSL_cleanse(&previous, sizeof(previous));
 }
 
 /*

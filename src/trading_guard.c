@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "conn_guard.h"
+#include "events.h"
 #include "keyring.h"
 #include "order_stats.h"
 #include "redact.h"
@@ -37,6 +38,8 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 		tg_shmem_init();
 
+	/* first: the others emit security events, the key ring from the postmaster */
+	tg_events_init();
 	tg_validate_init();
 	tg_order_stats_init();
 	tg_audit_init();

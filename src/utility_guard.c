@@ -29,7 +29,8 @@
  *
  * DROP EXTENSION trading_guard, DROP SCHEMA trading_guard and DROP OWNED BY
  * its owner would take the audit trail and every stored credential with
- * them: refused (TG091) while audit_log or credential_store holds rows,
+ * them: refused (TG091) while audit_log, security_events or
+ * credential_store holds rows,
  * unless maintenance mode is on.
  *
  * A refusal rolls back whatever the transaction could have recorded, so it
@@ -760,11 +761,11 @@ tg_refuse_change(const ObjectAddress *a, const char *verb)
 					 "anything else needs maintenance mode (a superuser runs SET LOCAL trading_guard.maintenance = on in the same transaction).")));
 }
 
-/* Does audit_log or credential_store hold a row?  Read as their owner. */
+/* Does audit_log, security_events or credential_store hold a row?  Read as their owner. */
 static bool
 tg_trail_holds_rows(const TgOwn *own)
 {
-	static const char *const tables[] = {"audit_log", "credential_store"};
+	static const char *const tables[] = {"audit_log", "security_events", "credential_store"};
 	StringInfoData sql;
 	bool		holds = false;
 	bool		isnull;
@@ -804,7 +805,7 @@ tg_check_trail(const TgOwn *own)
 				   "extension trading_guard");
 	ereport(ERROR,
 			(errcode(ERRCODE_TG_TRAIL_NOT_EMPTY),
-			 errmsg("cannot drop extension trading_guard while its audit log or credential store holds rows"),
+			 errmsg("cannot drop extension trading_guard while its audit log, security events or credential store hold rows"),
 			 errdetail("Dropping it would destroy the audit trail and every stored credential."),
 			 errhint("Export them first (COPY trading_guard.audit_log TO ..., or pg_dump -t trading_guard.audit_log -t trading_guard.credential_store), "
 					 "then drop in a transaction that runs SET LOCAL trading_guard.maintenance = on (superusers only).")));

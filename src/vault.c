@@ -59,6 +59,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -78,6 +79,7 @@
 #include "utils/timestamp.h"
 
 #include "audit.h"
+#include "events.h"
 #include "keyring.h"
 #include "own_tables.h"
 #include "run_sql.h"
@@ -120,6 +122,7 @@ typedef struct VaultUsage
 	Oid			dbid;			/* InvalidOid = free */
 	int64		credential_id;
 	uint64		signatures;
+	uint64		signatures_reported;	/* as vault_sign events */
 	uint64		reveals;
 	uint64		refusals;
 	TimestampTz last_used;
@@ -191,6 +194,59 @@ count_use(int64 id, UsageKind kind)
 			u->last_used = now;
 	}
 	SpinLockRelease(&vault_shared->mutex);
+}
+
+/*
+ * Signatures made since the last call become vault_sign events, one per
+ * credential with its count (the events worker calls this every second, in
+ * a transaction: the database's name is looked up).
+ */
+void
+tg_vault_report_signatures(void)
+{
+	struct
+	{
+		Oid			dbid;
+		int64		id;
+		uint64		count;
+		TimestampTz last;
+	}		   *found;
+	int			n = 0;
+
+	if (vault_shared == NULL)
+		return;
+	found = palloc(sizeof(*found) * VAULT_USAGE_SLOTS);
+	SpinLockAcquire(&vault_shared->mutex);
+	for (int i = 0; i < VAULT_USAGE_SLOTS; i++)
+	{
+		VaultUsage *u = &vault_shared->usage[i];
+
+		if (u->dbid == InvalidOid || u->signatures == u->signatures_reported)
+			continue;
+		found[n].dbid = u->dbid;
+		found[n].id = u->credential_id;
+		found[n].count = u->signatures - u->signatures_reported;
+		found[n].last = u->last_used;
+		u->signatures_reported = u->signatures;
+		n++;
+	}
+	SpinLockRelease(&vault_shared->mutex);
+
+	for (int i = 0; i < n; i++)
+	{
+		TgEvent		ev;
+		char	   *db = get_database_name(found[i].dbid);
+
+		tg_event_start(&ev, TG_EV_VAULT_SIGN, TG_OUT_ALLOWED);
+		ev.pid = 0;
+		ev.time = found[i].last;
+		ev.credential_id = found[i].id;
+		tg_event_set(&ev, database, db ? db : "");
+		tg_event_set(&ev, reason, "signatures counted");
+		tg_event_detail_int(&ev, "count", (int64) found[i].count);
+		(void) tg_event_emit(&ev);
+	}
+	pfree(found);
 }
 
 /* ----------------------------------------------------------------------
@@ -610,6 +666,30 @@ record_event(const char *operation, int64 id, const char *exchange,
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
+/*
+ * A security event of the vault (events.c): who, which credential, what
+ * for.  The role is the one the function runs for (GetOuterUserId), as in
+ * the server log line; never the secret.
+ */
+static void
+vault_event(TgEventType type, TgEventOutcome outcome, const char *what, int64 id,
+			const char *exchange, const char *label, const char *reason, int sqlstate)
+{
+	TgEvent		ev;
+
+	tg_event_start(&ev, type, outcome);
+	tg_event_set(&ev, role, GetUserNameFromId(GetOuterUserId(), false));
+	ev.credential_id = id;
+	tg_event_set(&ev, exchange, exchange);
+	tg_event_set(&ev, label, label);
+	tg_event_set(&ev, reason, reason);
+	tg_event_detail(&ev, "operation", what);
+	tg_event_detail(&ev, "environment", environment_name());
+	if (sqlstate != 0)
+		tg_event_detail(&ev, "sqlstate", unpack_sql_state(sqlstate));
+	(void) tg_event_emit(&ev);
+}
+
 /* Who is asking, for server log lines */
 static char *
 caller_description(void)
@@ -630,6 +710,8 @@ refuse(const char *what, int64 id, const char *exchange, const char *label,
 	   int sqlstate, const char *reason, const char *hint)
 {
 	count_use(id, USAGE_REFUSAL);
+	vault_event(TG_EV_VAULT_REFUSED, TG_OUT_REFUSED, what, id, exchange, label,
+				reason, sqlstate);
 	ereport(LOG,
 			(errmsg("trading_guard: %s of credential %s/%s (%s) refused to %s: %s",
 					what, exchange ? exchange : "?", label ? label : "?",
@@ -1171,6 +1253,8 @@ reveal(CredEntry *e, const char *exchange, const char *label)
 	record_event("VAULT REVEAL", id, exchange, label, environment_name(), version, NULL);
 	tg_sql_finish();
 	count_use(id, USAGE_REVEAL);
+	vault_event(TG_EV_VAULT_REVEAL, TG_OUT_ALLOWED, "reveal", id, exchange, label,
+				"revealed", 0);
 	ereport(LOG,
 			(errmsg("trading_guard: credential " INT64_FORMAT " (%s/%s, %s) revealed to %s",
 					id, exchange, label, environment_name(), caller_description()),
@@ -1190,6 +1274,8 @@ reveal_require_primary(const char *what)
 {
 	if (!RecoveryInProgress())
 		return;
+	vault_event(TG_EV_VAULT_REFUSED, TG_OUT_REFUSED, "reveal", 0, NULL, NULL,
+				psprintf("reveal of %s on a standby", what), ERRCODE_READ_ONLY_SQL_TRANSACTION);
 	ereport(LOG,
 			(errmsg("trading_guard: reveal of credential %s refused to %s: the server is a standby",
 					what, caller_description()),

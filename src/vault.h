@@ -10,5 +10,6 @@
 #define TG_VAULT_H
 
 extern void tg_vault_init(void);
+extern void tg_vault_report_signatures(void);
 
 #endif							/* TG_VAULT_H */

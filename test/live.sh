@@ -138,6 +138,9 @@ trading_guard.rules = '* 127.0.0.1, ::1'
 # the credential vault's key ring: a file only the server's user can read
 trading_guard.key_file = '$KEYDIR/trading_guard.keys'
 trading_guard.environment = 'dev'
+# the audit trail of the demo database is sealed, its security events kept there
+trading_guard.seal_databases = 'demo'
+trading_guard.events_database = 'demo'
 EOF
 
 # Throwaway demo: trust, but TCP only with TLS, and nothing from elsewhere.
@@ -286,6 +289,24 @@ SELECT exchange, label, environment, api_key, key_version, rotate_by::date, sign
 SELECT client_addr, role_name, ssl_version, decision, reason, rule
   FROM trading_guard.connection_events ORDER BY event_time;
 SELECT decision, reason, connections FROM trading_guard.connection_stats ORDER BY 1, 2;
+
+\echo '== ... and security_events keeps them for good, with the vault and key ring events'
+-- (the events worker writes every 100 ms; wait for the signature's count)
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN EXISTS (SELECT FROM trading_guard.security_events WHERE event_type = 'vault_sign');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT event_type, outcome, role_name, client_addr, tls_version, reason, detail
+  FROM trading_guard.security_events ORDER BY id;
+SELECT * FROM trading_guard.verify_security_events();
+
+\echo '== the audit trail is sealed: verify it, and a signed digest an auditor keeps'
+SELECT trading_guard.seal_audit() IS NOT NULL AS sealed;
+SELECT ok, rows_checked, batches_checked, problem FROM trading_guard.verify_audit();
+SELECT batch, position, key_version, left(signature, 16) || '…' AS signature FROM trading_guard.audit_digest();
 SQL
 }
 
