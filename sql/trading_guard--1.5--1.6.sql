@@ -196,3 +196,8 @@ $$;
 REVOKE ALL ON FUNCTION trading_guard.credential_access(timestamptz, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION trading_guard.credential_access(timestamptz, timestamptz) IS
 'every access to a credential in a window: reveals, signatures counted, refusals, by whom';
+
+-- Monitoring (tools/postgres_exporter_queries.yaml) reads the seal backlog
+-- as pg_read_all_stats, like the other status views: counts and times only.
+GRANT EXECUTE ON FUNCTION trading_guard.seal_status() TO pg_read_all_stats;
+GRANT SELECT ON trading_guard.seal_status TO pg_read_all_stats;

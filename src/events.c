@@ -1342,6 +1342,7 @@ tg_purge_security_events(PG_FUNCTION_ARGS)
 
 typedef struct VerifyState
 {
+	MemoryContext cxt;			/* the caller's: SPI's goes at tg_sql_finish */
 	int64		checked;
 	int64		batches;
 	int64		bad_id;
@@ -1356,7 +1357,7 @@ verify_fail(VerifyState *v, int64 id, const char *problem, char *detail)
 	{
 		v->bad_id = id;
 		v->problem = problem;
-		v->detail = detail;
+		v->detail = MemoryContextStrdup(v->cxt, detail);
 	}
 }
 
@@ -1391,6 +1392,7 @@ tg_verify_security_events(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("trading_guard.security_events does not exist")));
 
+	v.cxt = CurrentMemoryContext;
 	tg_sql_connect();
 	if (tg_sql("SELECT purged_through, purge_audit_id FROM trading_guard.security_event_state",
 			   NULL, TG_SQL_READ_ONLY, SPI_OK_SELECT) == 1)
