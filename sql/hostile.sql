@@ -176,6 +176,24 @@ SELECT * FROM trading_guard.rekey();
 SELECT trading_guard.revoke_credential('hostilex', 'main');
 RESET trading_guard.reject_literal_secrets;
 
+-- security events (the events worker writes in another database: a row
+-- inserted by hand is in no batch, which verification names)
+INSERT INTO trading_guard.security_events (event_time, event_type, outcome, role_name, client_addr, reason)
+VALUES (now(), 'login', 'refused', 'hostile', '192.0.2.1', 'no_tls');
+SELECT ok, problem, first_bad_id IS NOT NULL AS named FROM trading_guard.verify_security_events();
+SELECT client_addr, refused, reasons FROM trading_guard.refused_logins_last_hour;
+SELECT role_name, allowed, refused FROM trading_guard.login_sources;
+SELECT count(*) AS credentials_accessed FROM trading_guard.credential_access();
+SELECT capacity OPERATOR(pg_catalog.>) 0 AS queue FROM trading_guard.security_event_queue;
+SELECT trading_guard.purge_security_events('1 day');
+BEGIN;
+SET LOCAL trading_guard.maintenance = on;
+ALTER TABLE trading_guard.security_events DISABLE TRIGGER security_events_append_only;
+DELETE FROM trading_guard.security_events WHERE role_name OPERATOR(pg_catalog.=) 'hostile';
+ALTER TABLE trading_guard.security_events ENABLE ALWAYS TRIGGER security_events_append_only;
+COMMIT;
+SELECT ok, rows_checked FROM trading_guard.verify_security_events();
+
 -- taking it all down again
 SELECT trading_guard.unprotect_orders('hostile.trades');
 SELECT trading_guard.disable_audit('hostile.trades');
