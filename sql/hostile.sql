@@ -179,7 +179,7 @@ RESET trading_guard.reject_literal_secrets;
 -- security events (the events worker writes in another database: a row
 -- inserted by hand is in no batch, which verification names)
 INSERT INTO trading_guard.security_events (event_time, event_type, outcome, role_name, client_addr, reason)
-VALUES (now(), 'login', 'refused', 'hostile', '192.0.2.1', 'no_tls');
+VALUES (pg_catalog.now(), 'login', 'refused', 'hostile', '192.0.2.1', 'no_tls');
 SELECT ok, problem, first_bad_id IS NOT NULL AS named FROM trading_guard.verify_security_events();
 SELECT client_addr, refused, reasons FROM trading_guard.refused_logins_last_hour;
 SELECT role_name, allowed, refused FROM trading_guard.login_sources;
