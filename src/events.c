@@ -1013,6 +1013,7 @@ tg_events_worker_main(Datum arg)
 	TimestampTz last_drain = 0;
 	int			failures = 0;
 	bool		said_waiting = false;
+	bool		more = false;	/* the last drain took a full batch */
 	MemoryContext cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1033,7 +1034,6 @@ tg_events_worker_main(Datum arg)
 	for (;;)
 	{
 		bool		no_table = false;
-		bool		more = false;
 		TimestampTz now;
 
 		MemoryContextReset(cxt);
@@ -1063,8 +1063,11 @@ tg_events_worker_main(Datum arg)
 			MemoryContextSwitchTo(cxt);
 		}
 
-		/* batch: at most one drain per flush interval, unless shutting down */
-		if (shutdown_requested ||
+		/*
+		 * batch: one drain per flush interval, and more right away while
+		 * each drain takes a full batch (a flood) or when shutting down
+		 */
+		if (shutdown_requested || more ||
 			TimestampDifferenceExceeds(last_drain, GetCurrentTimestamp(), event_flush_interval))
 		{
 			int			n = drain_or_log(failures >= TG_EV_MAX_FAILURES ? 1 : TG_EV_DRAIN_MAX,
@@ -1083,6 +1086,8 @@ tg_events_worker_main(Datum arg)
 			}
 			more = n == TG_EV_DRAIN_MAX;
 		}
+		else
+			more = false;
 
 		if (no_table)
 		{

@@ -42,10 +42,14 @@ $node->init;
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'trading_guard'
 trading_guard.seal_databases = 'postgres'
+trading_guard.events_database = 'tg_events'
 trading_guard.seal_interval = 50
 trading_guard.digest_interval = 1
 });
 $node->start;
+# The security events (this test's own logins) go to a database without the
+# extension, where they wait: the audit rows and batches here are this test's.
+$node->safe_psql('postgres', 'CREATE DATABASE tg_events');
 
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION trading_guard;
