@@ -34,7 +34,8 @@ OBJS = \
 	src/seal.o \
 	src/seal_verify.o \
 	src/seal_keys.o \
-	src/events.o
+	src/events.o \
+	src/restore.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

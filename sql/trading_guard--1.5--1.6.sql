@@ -74,9 +74,10 @@ CREATE TABLE trading_guard.security_event_state (
     purged_through  bigint NOT NULL,
     purge_audit_id  bigint
 );
-INSERT INTO trading_guard.security_event_state VALUES (0, NULL);
+-- No row until the first purge: the table is dumped, and a row made here
+-- would sit next to the restored one after pg_restore.
 COMMENT ON TABLE trading_guard.security_event_state IS
-'the last purge of security_events: the id it removed events up to, and its audit row';
+'the last purge of security_events: the id it removed events up to, and its audit row (no row: never purged)';
 REVOKE ALL ON trading_guard.security_event_state FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('trading_guard.security_event_state', '');
 

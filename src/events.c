@@ -72,6 +72,7 @@
 #include "keyring.h"
 #include "run_sql.h"
 #include "seal.h"
+#include "restore.h"
 #include "shmem.h"
 #include "trading_guard.h"
 #include "vault.h"
@@ -1012,8 +1013,9 @@ tg_events_worker_main(Datum arg)
 	TimestampTz last_sweep = 0;
 	TimestampTz last_drain = 0;
 	int			failures = 0;
-	bool		said_waiting = false;
+	int			said_waiting = 0;	/* logged: 1 no table, 2 a restore */
 	bool		more = false;	/* the last drain took a full batch */
+	bool		restoring = false;	/* pg_restore is in events_database */
 	MemoryContext cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1069,6 +1071,11 @@ tg_events_worker_main(Datum arg)
 		 */
 		if (shutdown_requested || more ||
 			TimestampDifferenceExceeds(last_drain, GetCurrentTimestamp(), event_flush_interval))
+			restoring = tg_database_being_restored();
+		if (restoring)
+			more = false;
+		else if (shutdown_requested || more ||
+				 TimestampDifferenceExceeds(last_drain, GetCurrentTimestamp(), event_flush_interval))
 		{
 			int			n = drain_or_log(failures >= TG_EV_MAX_FAILURES ? 1 : TG_EV_DRAIN_MAX,
 										 &no_table, cxt);
@@ -1089,20 +1096,27 @@ tg_events_worker_main(Datum arg)
 		else
 			more = false;
 
-		if (no_table)
+		if (no_table || restoring)
 		{
+			int			why = restoring ? 2 : 1;
+
 			SpinLockAcquire(&ev_shared->mutex);
 			ev_shared->waiting_for_table = true;
 			SpinLockRelease(&ev_shared->mutex);
-			if (!said_waiting)
+			if (said_waiting != why && restoring)
+				ereport(LOG,
+						(errmsg("trading_guard: security events wait in shared memory while database \"%s\" is being restored",
+								events_database),
+						 errdetail("trading_guard.restoring is on for the database, or pg_restore is connected to it.")));
+			else if (said_waiting != why)
 				ereport(LOG,
 						(errmsg("trading_guard: security events wait in shared memory: the extension is not installed in database \"%s\"",
 								events_database),
 						 errhint("Run CREATE EXTENSION trading_guard there, or set trading_guard.events_database.")));
-			said_waiting = true;
+			said_waiting = why;
 		}
 		else
-			said_waiting = false;
+			said_waiting = 0;
 
 		if (shutdown_requested)
 		{
@@ -1111,7 +1125,7 @@ tg_events_worker_main(Datum arg)
 			SpinLockAcquire(&ev_shared->mutex);
 			empty = ev_shared->head == ev_shared->tail;
 			SpinLockRelease(&ev_shared->mutex);
-			if (empty || no_table || failures > 0)
+			if (empty || no_table || restoring || failures > 0)
 				proc_exit(0);
 			continue;			/* write the rest before leaving */
 		}
@@ -1130,7 +1144,7 @@ tg_events_worker_main(Datum arg)
 				long		since = (long) ((GetCurrentTimestamp() - last_drain) / 1000);
 
 				timeout = Max(1, Min(timeout, event_flush_interval - since));
-				if (no_table || failures > 0)
+				if (no_table || restoring || failures > 0)
 					timeout = TG_EV_SWEEP_MS;
 			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1286,7 +1300,7 @@ tg_purge_security_events(PG_FUNCTION_ARGS)
 	 * the cutoff (a batch newer than it ends the run).
 	 */
 	(void) tg_sql("SELECT pg_catalog.max(b.last_id) FROM trading_guard.security_event_batches b"
-				  " WHERE b.last_id OPERATOR(pg_catalog.>) (SELECT purged_through FROM trading_guard.security_event_state)"
+				  " WHERE b.last_id OPERATOR(pg_catalog.>) COALESCE((SELECT purged_through FROM trading_guard.security_event_state), 0)"
 				  "   AND b.first_id OPERATOR(pg_catalog.<) COALESCE((SELECT pg_catalog.min(n.first_id)"
 				  "        FROM trading_guard.security_event_batches n"
 				  "        WHERE n.max_event_time OPERATOR(pg_catalog.>=) $1), 9223372036854775807)",
@@ -1329,9 +1343,11 @@ tg_purge_security_events(PG_FUNCTION_ARGS)
 
 			tg_sql_arg(&sargs, INT8OID, Int64GetDatum(through));
 			tg_sql_arg(&sargs, INT8OID, Int64GetDatum(audit_id));
-			(void) tg_sql("UPDATE trading_guard.security_event_state"
-						  " SET purged_through = $1, purge_audit_id = $2",
-						  &sargs, TG_SQL_WRITE_LATEST | TG_SQL_AS_OWNER, SPI_OK_UPDATE);
+			/* one row, made by the first purge (see the table's comment) */
+			(void) tg_sql("DELETE FROM trading_guard.security_event_state",
+						  NULL, TG_SQL_WRITE_LATEST | TG_SQL_AS_OWNER, SPI_OK_DELETE);
+			(void) tg_sql("INSERT INTO trading_guard.security_event_state VALUES ($1, $2)",
+						  &sargs, TG_SQL_WRITE_LATEST | TG_SQL_AS_OWNER, SPI_OK_INSERT);
 		}
 
 		tg_event_start(&ev, TG_EV_PURGE, TG_OUT_INFO);
@@ -1384,6 +1400,7 @@ tg_verify_security_events(PG_FUNCTION_ARGS)
 	bool		nulls[6];
 	VerifyState v = {0};
 	int64		purged_through = 0;
+	uint64		nstate;
 	int64		purge_audit_id = 0;
 	uint64		nbatches;
 	SPITupleTable *batches;
@@ -1399,16 +1416,17 @@ tg_verify_security_events(PG_FUNCTION_ARGS)
 
 	v.cxt = CurrentMemoryContext;
 	tg_sql_connect();
-	if (tg_sql("SELECT purged_through, purge_audit_id FROM trading_guard.security_event_state",
-			   NULL, TG_SQL_READ_ONLY, SPI_OK_SELECT) == 1)
+	nstate = tg_sql("SELECT purged_through, purge_audit_id FROM trading_guard.security_event_state",
+					NULL, TG_SQL_READ_ONLY, SPI_OK_SELECT);
+	if (nstate == 1)
 	{
 		purged_through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		purge_audit_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		if (isnull)
 			purge_audit_id = 0;
 	}
-	else
-		verify_fail(&v, 0, "changed", pstrdup("security_event_state does not hold one row"));
+	else if (nstate > 1)
+		verify_fail(&v, 0, "changed", pstrdup("security_event_state holds more than one row"));
 
 	/* the purge cut must be the one its sealed audit row records */
 	if (purged_through > 0)

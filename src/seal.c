@@ -81,6 +81,7 @@
 #include "keyring.h"
 #include "run_sql.h"
 #include "seal.h"
+#include "restore.h"
 #include "shmem.h"
 #include "trading_guard.h"
 
@@ -1530,6 +1531,10 @@ seal_round(TgSealSlot *slot, TimestampTz *last_digest)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	bool		logged_wait = slot->waiting_for_keyring;
+
+	/* pg_restore fills audit_log and audit_seal: seal once it is done */
+	if (tg_database_being_restored())
+		return;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();

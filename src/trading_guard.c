@@ -22,6 +22,7 @@
 #include "keyring.h"
 #include "order_stats.h"
 #include "redact.h"
+#include "restore.h"
 #include "seal.h"
 #include "shmem.h"
 #include "utility_guard.h"
@@ -48,6 +49,7 @@ _PG_init(void)
 	tg_keyring_init();
 	tg_vault_init();
 	tg_seal_init();
+	tg_restore_init();
 	tg_utility_guard_init();
 
 	MarkGUCPrefixReserved("trading_guard");

@@ -1008,8 +1008,16 @@ include 'tg_keys.conf'
 my $ring_file2 = write_ring("$keydir/other.keys", 1 => $X1, 2 => $X2);
 set_source($node2, key_file => $ring_file2);
 $node2->start;
-$node2->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node2->connstr('postgres'), $dump ],
-	'pg_restore on a server with another key ring');
+{
+	# as a user runs it: its sessions are named pg_restore, so the events
+	# worker and the sealer of that database wait until it is done
+	local $ENV{PGAPPNAME};
+	delete $ENV{PGAPPNAME};
+	$node2->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node2->connstr('postgres'), $dump ],
+		'pg_restore on a server with another key ring');
+}
+is($node2->safe_psql('postgres', 'SELECT count(*) <= 1 FROM trading_guard.security_event_state'), 't',
+	'the restored security_event_state holds one row at most');
 is($node2->safe_psql('postgres', $all_md5), $src_rows, 'the same ciphertexts there');
 my $kid2 = key_id($K2);
 my @needs_v2 = (qr/key version 2 in the key ring is not the key credential $cred{a}{id} was encrypted with/,

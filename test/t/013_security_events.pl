@@ -14,7 +14,9 @@
 #   6. verify_security_events: ok, then a changed, a deleted and a forged
 #      row each named; purge_security_events and its record
 #   7. a clean restart loses nothing queued; a crash (SIGKILL of a backend)
-#      keeps what was written and the worker goes on
+#      keeps what was written and the worker goes on; while the database is
+#      being restored (trading_guard.restoring, a pg_restore session) the
+#      worker waits
 #   8. a full queue drops the newest events and counts them; a flood of
 #      refusals is counted one by one
 #   9. every query of tools/postgres_exporter_queries.yaml runs
@@ -456,6 +458,44 @@ sub verify
 	wait_events('events are written after the crash',
 		"role_name = 'aftercrash'", "= 1");
 	is(verify(), 't - -', 'after the crash: ok');
+}
+
+# ---------------------------------------------------------------------------
+# 7b. A restore in progress: the worker leaves the database alone (a row it
+# wrote would take an id that a restored row repeats)
+# ---------------------------------------------------------------------------
+{
+	my $waits = q{SELECT waiting_for_table AND queued >= 1 FROM trading_guard.security_event_queue};
+	my $rows = q{SELECT count(*) FROM trading_guard.security_events WHERE role_name = 'restoring'};
+
+	# trading_guard.restoring = on for the database (any kind of restore)
+	$node->safe_psql('postgres', 'ALTER DATABASE postgres SET trading_guard.restoring = on');
+	my $offset = -s $node->logfile;
+	my ($c) = tcp('::1', 'restoring', sslmode => 'disable');
+	attempt($c);
+	ok($node->poll_query_until('postgres', $waits),
+		'restoring = on: the events worker waits, the event stays queued');
+	is(one_row($rows), '0', 'restoring = on: nothing is written');
+	ok($node->log_contains('security events wait in shared memory while database "postgres" is being restored', $offset),
+		'restoring = on: the log says why the events wait');
+	$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET trading_guard.restoring');
+	wait_events('reset: the queued event is written', "role_name = 'restoring'", '= 1');
+
+	# a session of pg_restore (as pg_restore names its sessions)
+	my $restore;
+	{
+		local $ENV{PGAPPNAME} = 'pg_restore';
+		$restore = $node->background_psql('postgres');
+	}
+	$restore->query_safe('SELECT 1');
+	($c) = tcp('::1', 'restoring', sslmode => 'disable');
+	attempt($c);
+	ok($node->poll_query_until('postgres', $waits),
+		'pg_restore connected: the events worker waits');
+	is(one_row($rows), '1', 'pg_restore connected: nothing is written');
+	$restore->quit;
+	wait_events('pg_restore gone: the event is written', "role_name = 'restoring'", '= 2');
+	is(verify(), 't - -', 'after the restore pauses: ok');
 }
 
 # ---------------------------------------------------------------------------
