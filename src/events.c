@@ -1036,6 +1036,7 @@ tg_events_worker_main(Datum arg)
 	for (;;)
 	{
 		bool		no_table = false;
+		bool		due;
 		TimestampTz now;
 
 		MemoryContextReset(cxt);
@@ -1069,13 +1070,12 @@ tg_events_worker_main(Datum arg)
 		 * batch: one drain per flush interval, and more right away while
 		 * each drain takes a full batch (a flood) or when shutting down
 		 */
-		if (shutdown_requested || more ||
-			TimestampDifferenceExceeds(last_drain, GetCurrentTimestamp(), event_flush_interval))
+		due = shutdown_requested || more ||
+			TimestampDifferenceExceeds(last_drain, GetCurrentTimestamp(), event_flush_interval);
+		more = false;
+		if (due)
 			restoring = tg_database_being_restored();
-		if (restoring)
-			more = false;
-		else if (shutdown_requested || more ||
-				 TimestampDifferenceExceeds(last_drain, GetCurrentTimestamp(), event_flush_interval))
+		if (due && !restoring)
 		{
 			int			n = drain_or_log(failures >= TG_EV_MAX_FAILURES ? 1 : TG_EV_DRAIN_MAX,
 										 &no_table, cxt);
@@ -1093,10 +1093,9 @@ tg_events_worker_main(Datum arg)
 			}
 			more = n == TG_EV_DRAIN_MAX;
 		}
-		else
-			more = false;
 
-		if (no_table || restoring)
+		/* waiting for the table, or for a restore to end: say so once */
+		if (due && (no_table || restoring))
 		{
 			int			why = restoring ? 2 : 1;
 
@@ -1115,7 +1114,7 @@ tg_events_worker_main(Datum arg)
 						 errhint("Run CREATE EXTENSION trading_guard there, or set trading_guard.events_database.")));
 			said_waiting = why;
 		}
-		else
+		else if (due && failures == 0)
 			said_waiting = 0;
 
 		if (shutdown_requested)

@@ -83,6 +83,20 @@ reaped_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
 server_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 pm_child_pids() { cat /proc/"$1"/task/*/children; }
 
+# CPU ticks (user + system) of postmaster $1's trading_guard workers (the
+# events worker, the sealer): long-lived, so not in the postmaster's cutime.
+tg_worker_ticks() {
+	local pid title n=0
+	for pid in $(pm_child_pids "$1"); do
+		title=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
+		case $title in
+		*"trading_guard sealer"* | *"trading_guard events"*)
+			n=$((n + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0))) ;;
+		esac
+	done
+	echo "$n"
+}
+
 # Backends of postmaster $1 not reaped yet: children that are neither one of
 # its long-lived auxiliary processes (trading_guard's workers included: the
 # sealer's CPU time is therefore not in the backends' figures, only in the
@@ -97,7 +111,7 @@ pending_backends() {
 		case $title in
 		*"autovacuum worker"* | *checkpointer* | *"background writer"* | *walwriter* | \
 			*"autovacuum launcher"* | *"logical replication launcher"* | *archiver* | \
-			*"trading_guard key ring"* | *"trading_guard sealer"*) ;;
+			*"trading_guard key ring"* | *"trading_guard sealer"* | *"trading_guard events"*) ;;
 		*) n=$((n + 1)) ;;
 		esac
 	done

@@ -22,7 +22,7 @@
 # each round), after a warm-up run of each; the report gives the median
 # connections/s of each configuration, its ratio to A, every round's value,
 # pgbench's average connection time and the servers' CPU time per connection
-# (postmaster + reaped backends), and checks the targets C >= 0.97x A (the
+# (postmaster + reaped backends + trading_guard workers), and checks the targets C >= 0.97x A (the
 # connection guard's, set before C recorded its attempts) and C >= 0.95x A
 # (the security events', every attempt recorded) (PASS/MISS; a miss does
 # not fail the script, a real error does).
@@ -422,10 +422,10 @@ for r in $(seq 1 "$ROUNDS"); do
 	for cfg in $(rotated "$r" "${CONFIGS[@]}"); do
 		c=${CCL[$cfg]}
 		wait_quiet "${C_PM[$c]}" "$c"
-		t0=$(server_ticks "${C_PM[$c]}")
+		t0=$(($(server_ticks "${C_PM[$c]}") + $(tg_worker_ticks "${C_PM[$c]}")))
 		out=$(run_pgbench "$cfg" "$BENCH_SECONDS")
 		wait_quiet "${C_PM[$c]}" "$c"
-		t1=$(server_ticks "${C_PM[$c]}")
+		t1=$(($(server_ticks "${C_PM[$c]}") + $(tg_worker_ticks "${C_PM[$c]}")))
 		cps=$(sed -n 's/^tps = \([0-9.]*\) (including reconnection times).*/\1/p' <<<"$out")
 		txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 		ct=$(sed -n 's/^average connection time = \([0-9.]*\) ms.*/\1/p' <<<"$out")
@@ -542,7 +542,7 @@ C_EV_OK=$(awk -v r="$C_RATIO" 'BEGIN { print (r >= 0.95) ? "PASS" : "MISS" }')
 		echo "**The conn/s of one configuration varied by more than 10 % between rounds: other load on the machine. The server CPU per connection is the steadier comparison; rerun on a quiet machine for the conn/s target.**  "
 	fi
 	echo "Connection time: pgbench's average connection time (client side: TCP + TLS handshake + authentication + backend start-up, as the client waits for it).  "
-	echo "Server CPU per connection: CPU time of the postmaster (the fork) and of the reaped backends (its cutime + cstime, $CLK_TCK ticks/s) divided by the transactions; it moves less than conn/s with the machine's other load.  "
+	echo "Server CPU per connection: CPU time of the postmaster (the fork), of the reaped backends (its cutime + cstime) and of trading_guard's events worker and sealer ($CLK_TCK ticks/s), divided by the transactions; it moves less than conn/s with the machine's other load.  "
 	echo "For comparison, the issue quotes \"TLS connection setup ≈ 200 conn/s vs 390 plaintext on this machine\" (TLS = 0.51× plaintext); here A (TLS) = $(ratio "${MED[A]}" "${MED[D]}")× D (plaintext)."
 	echo
 	echo "Allowlist of C (\`trading_guard.rules\`, 50 rules; the benchmark role $ROLE, which is a member of no group named in the rules, is first allowed by rule 50):"
