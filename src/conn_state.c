@@ -176,46 +176,6 @@ tg_conn_state_init(void)
 					  conn_shmem_init);
 }
 
-/*
- * Take the spinlock from any process that records or checks connections.
- * A backend still in its TLS handshake or reading its startup packet (no
- * PGPROC yet) exits straight from its SIGALRM (authentication_timeout),
- * SIGTERM and SIGQUIT handlers, with _exit(1) for the first two, which the
- * postmaster takes for a normal exit: exiting inside the critical section
- * would leave the spinlock held for good and hang every later connection.
- * So such a backend blocks those signals for the critical section.  Returns
- * whether it did; pass that and *saved to unlock_shared.
- */
-static bool
-lock_shared(sigset_t *saved)
-{
-	bool		blocked = false;
-
-	if (MyProc == NULL)
-	{
-		sigset_t	block;
-
-		sigemptyset(&block);
-		sigaddset(&block, SIGALRM);
-		sigaddset(&block, SIGTERM);
-		sigaddset(&block, SIGQUIT);
-		sigaddset(&block, SIGINT);
-		sigprocmask(SIG_BLOCK, &block, saved);
-		blocked = true;
-	}
-	SpinLockAcquire(&conn_shared->mutex);
-	return blocked;
-}
-
-/* Release what lock_shared took, and restore the signal mask */
-static void
-unlock_shared(bool blocked, const sigset_t *saved)
-{
-	SpinLockRelease(&conn_shared->mutex);
-	if (blocked)
-		sigprocmask(SIG_SETMASK, saved, NULL);
-}
-
 static bool
 addr_equal(const TgAddr *a, const TgAddr *b)
 {
@@ -477,7 +437,7 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 	if (a->database)
 		who ^= hash_bytes((const unsigned char *) a->database, strlen(a->database)) * 31;
 
-	blocked = lock_shared(&saved_mask);
+	blocked = tg_spin_acquire(&conn_shared->mutex, &saved_mask);
 	conn_shared->counts[a->decision][a->reason]++;
 	conn_events[conn_shared->nevents % tg_max_connection_events] = ev;
 	conn_shared->nevents++;
@@ -488,7 +448,7 @@ tg_conn_record(const TgConnAttempt *a, int max_failures, int window_s, int ban_s
 		if (banned_now)
 			until = find_entry(&a->addr)->banned_until;
 	}
-	unlock_shared(blocked, &saved_mask);
+	tg_spin_release(&conn_shared->mutex, blocked, &saved_mask);
 
 	login_event(a, now);
 	if (banned_now)
@@ -572,14 +532,14 @@ tg_conn_banned(const TgAddr *addr, TimestampTz *until)
 		return false;
 
 	now = GetCurrentTimestamp();
-	blocked = lock_shared(&saved_mask);
+	blocked = tg_spin_acquire(&conn_shared->mutex, &saved_mask);
 	e = find_entry(addr);
 	if (e && e->banned_until > now)
 	{
 		banned = true;
 		*until = e->banned_until;
 	}
-	unlock_shared(blocked, &saved_mask);
+	tg_spin_release(&conn_shared->mutex, blocked, &saved_mask);
 	return banned;
 }
 

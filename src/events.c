@@ -181,41 +181,6 @@ events_shmem_init(void *ptr, bool found)
 	ev_shared->logins_since = ev_shared->started;
 }
 
-/*
- * The spinlock, with the signals blocked that make a backend without a
- * PGPROC (in authentication) _exit() from their handlers: see lock_shared
- * in src/conn_state.c.  The postmaster has no PGPROC either; blocking its
- * signals for a copy does no harm.
- */
-static bool
-lock_queue(sigset_t *saved)
-{
-	bool		blocked = false;
-
-	if (MyProc == NULL)
-	{
-		sigset_t	block;
-
-		sigemptyset(&block);
-		sigaddset(&block, SIGALRM);
-		sigaddset(&block, SIGTERM);
-		sigaddset(&block, SIGQUIT);
-		sigaddset(&block, SIGINT);
-		sigprocmask(SIG_BLOCK, &block, saved);
-		blocked = true;
-	}
-	SpinLockAcquire(&ev_shared->mutex);
-	return blocked;
-}
-
-static void
-unlock_queue(bool blocked, const sigset_t *saved)
-{
-	SpinLockRelease(&ev_shared->mutex);
-	if (blocked)
-		sigprocmask(SIG_SETMASK, saved, NULL);
-}
-
 bool
 tg_event_emit(const TgEvent *ev)
 {
@@ -228,7 +193,7 @@ tg_event_emit(const TgEvent *ev)
 	if (ev_shared == NULL || event_queue_size <= 0)
 		return false;
 
-	blocked = lock_queue(&saved);
+	blocked = tg_spin_acquire(&ev_shared->mutex, &saved);
 	if (ev_shared->head - ev_shared->tail < (uint64) event_queue_size)
 	{
 		ev_shared->ring[ev_shared->head % event_queue_size] = *ev;
@@ -244,7 +209,7 @@ tg_event_emit(const TgEvent *ev)
 		ev_shared->last_drop = ev->time;
 	}
 	latch = ev_shared->worker_latch;
-	unlock_queue(blocked, &saved);
+	tg_spin_release(&ev_shared->mutex, blocked, &saved);
 
 	if (wake && latch != NULL)
 		SetLatch(latch);
@@ -379,7 +344,7 @@ tg_event_count_login(const TgEvent *ev)
 	h = hash_bytes((const unsigned char *) ev->role, strlen(ev->role)) ^
 		hash_bytes(ev->addr.bytes, sizeof(ev->addr.bytes));
 
-	blocked = lock_queue(&saved);
+	blocked = tg_spin_acquire(&ev_shared->mutex, &saved);
 	for (int i = 0; i < TG_EV_LOGIN_SLOTS; i++)
 	{
 		TgLoginCount *c = &ev_shared->logins[(h + i) % TG_EV_LOGIN_SLOTS];
@@ -411,7 +376,7 @@ tg_event_count_login(const TgEvent *ev)
 	}
 	slot->count++;
 	slot->last = ev->time;
-	unlock_queue(blocked, &saved);
+	tg_spin_release(&ev_shared->mutex, blocked, &saved);
 }
 
 /* ----------------------------------------------------------------------

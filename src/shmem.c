@@ -15,9 +15,12 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 
 #include "shmem.h"
@@ -124,4 +127,45 @@ tg_require_preload(const char *feature)
 				 errmsg("%s requires trading_guard to be loaded via shared_preload_libraries",
 						feature),
 				 errhint("Add 'trading_guard' to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Take a spinlock of shared memory from any process, the postmaster and
+ * backends still authenticating included.  A backend in its TLS handshake
+ * or reading its startup packet (no PGPROC yet) exits straight from its
+ * SIGALRM (authentication_timeout), SIGTERM and SIGQUIT handlers, with
+ * _exit(1) for the first two, which the postmaster takes for a normal exit:
+ * exiting inside the critical section would leave the spinlock held for
+ * good and hang every later connection.  So such a process blocks those
+ * signals for the critical section.  Returns whether it did; pass that and
+ * *saved to tg_spin_release.
+ */
+bool
+tg_spin_acquire(slock_t *lock, sigset_t *saved)
+{
+	bool		blocked = false;
+
+	if (MyProc == NULL)
+	{
+		sigset_t	block;
+
+		sigemptyset(&block);
+		sigaddset(&block, SIGALRM);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGQUIT);
+		sigaddset(&block, SIGINT);
+		sigprocmask(SIG_BLOCK, &block, saved);
+		blocked = true;
+	}
+	SpinLockAcquire(lock);
+	return blocked;
+}
+
+/* Release what tg_spin_acquire took, and restore the signal mask */
+void
+tg_spin_release(slock_t *lock, bool blocked, const sigset_t *saved)
+{
+	SpinLockRelease(lock);
+	if (blocked)
+		sigprocmask(SIG_SETMASK, saved, NULL);
 }
