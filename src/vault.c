@@ -122,16 +122,30 @@ typedef struct VaultUsage
 	Oid			dbid;			/* InvalidOid = free */
 	int64		credential_id;
 	uint64		signatures;
-	uint64		signatures_reported;	/* as vault_sign events */
 	uint64		reveals;
 	uint64		refusals;
 	TimestampTz last_used;
 } VaultUsage;
 
+/*
+ * Signatures not yet reported as vault_sign events, per credential and role
+ * (the events say who signed); a slot is freed when reported.  When all are
+ * taken, the last counts the rest without a role.
+ */
+typedef struct VaultSignCount
+{
+	Oid			dbid;			/* InvalidOid = free */
+	int64		credential_id;
+	Oid			roleid;
+	uint64		count;
+	TimestampTz last;
+} VaultSignCount;
+
 typedef struct VaultShared
 {
 	slock_t		mutex;
 	VaultUsage	usage[VAULT_USAGE_SLOTS];
+	VaultSignCount signs[VAULT_USAGE_SLOTS];
 } VaultShared;
 
 static VaultShared *vault_shared = NULL;
@@ -152,6 +166,43 @@ vault_shmem_init(void *ptr, bool found)
 		memset(vault_shared, 0, sizeof(VaultShared));
 		SpinLockInit(&vault_shared->mutex);
 	}
+}
+
+/* One signature for the next vault_sign events; the caller holds the mutex */
+static void
+count_signature(int64 id, TimestampTz now)
+{
+	Oid			role = GetOuterUserId();
+	uint32		h = (uint32) (id ^ (id >> 32)) ^ MyDatabaseId * 2654435761U ^ role * 40503U;
+	VaultSignCount *c = NULL;
+
+	for (int i = 0; i < VAULT_USAGE_SLOTS - 1; i++)
+	{
+		VaultSignCount *t = &vault_shared->signs[(h + i) % (VAULT_USAGE_SLOTS - 1)];
+
+		if (t->dbid == InvalidOid ||
+			(t->dbid == MyDatabaseId && t->credential_id == id && t->roleid == role))
+		{
+			c = t;
+			break;
+		}
+	}
+	if (c == NULL)
+	{
+		/* full: the last slot counts the others, without a role */
+		c = &vault_shared->signs[VAULT_USAGE_SLOTS - 1];
+		role = InvalidOid;
+		if (c->count > 0 && (c->dbid != MyDatabaseId || c->credential_id != id))
+			c->credential_id = 0;	/* and without a credential once mixed */
+	}
+	if (c->count == 0)
+	{
+		c->dbid = MyDatabaseId;
+		c->credential_id = id;
+		c->roleid = role;
+	}
+	c->count++;
+	c->last = now;
 }
 
 /* Count one use of a credential (0 = a refusal naming no credential) */
@@ -182,6 +233,8 @@ count_use(int64 id, UsageKind kind)
 			break;
 		}
 	}
+	if (kind == USAGE_SIGN)
+		count_signature(id, now);
 	if (u)						/* a full table stops counting new credentials */
 	{
 		if (kind == USAGE_SIGN)
@@ -198,19 +251,13 @@ count_use(int64 id, UsageKind kind)
 
 /*
  * Signatures made since the last call become vault_sign events, one per
- * credential with its count (the events worker calls this every second, in
- * a transaction: the database's name is looked up).
+ * credential and role with its count (the events worker calls this every
+ * second, in a transaction: the database's and role's names are looked up).
  */
 void
 tg_vault_report_signatures(void)
 {
-	struct
-	{
-		Oid			dbid;
-		int64		id;
-		uint64		count;
-		TimestampTz last;
-	}		   *found;
+	VaultSignCount *found;
 	int			n = 0;
 
 	if (vault_shared == NULL)
@@ -219,16 +266,12 @@ tg_vault_report_signatures(void)
 	SpinLockAcquire(&vault_shared->mutex);
 	for (int i = 0; i < VAULT_USAGE_SLOTS; i++)
 	{
-		VaultUsage *u = &vault_shared->usage[i];
+		VaultSignCount *c = &vault_shared->signs[i];
 
-		if (u->dbid == InvalidOid || u->signatures == u->signatures_reported)
+		if (c->dbid == InvalidOid || c->count == 0)
 			continue;
-		found[n].dbid = u->dbid;
-		found[n].id = u->credential_id;
-		found[n].count = u->signatures - u->signatures_reported;
-		found[n].last = u->last_used;
-		u->signatures_reported = u->signatures;
-		n++;
+		found[n++] = *c;
+		memset(c, 0, sizeof(*c));
 	}
 	SpinLockRelease(&vault_shared->mutex);
 
@@ -236,12 +279,15 @@ tg_vault_report_signatures(void)
 	{
 		TgEvent		ev;
 		char	   *db = get_database_name(found[i].dbid);
+		char	   *role = OidIsValid(found[i].roleid) ? GetUserNameFromId(found[i].roleid, true) : NULL;
 
 		tg_event_start(&ev, TG_EV_VAULT_SIGN, TG_OUT_ALLOWED);
 		ev.pid = 0;
 		ev.time = found[i].last;
-		ev.credential_id = found[i].id;
+		ev.credential_id = found[i].credential_id;
 		tg_event_set(&ev, database, db ? db : "");
+		if (role)
+			tg_event_set(&ev, role, role);
 		tg_event_set(&ev, reason, "signatures counted");
 		tg_event_detail_int(&ev, "count", (int64) found[i].count);
 		(void) tg_event_emit(&ev);

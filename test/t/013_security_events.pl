@@ -282,6 +282,15 @@ my $cred = one_row("SELECT id FROM trading_guard.credential_store WHERE exchange
 		"SET ROLE bot; SELECT trading_guard.sign_request('binance', 'main', 'q=' || g) FROM generate_series(1, 7) g");
 	wait_events('seven signatures are counted',
 		"event_type = 'vault_sign' AND credential_id = $cred", "= 7", "coalesce(sum((detail->>'count')::int), 0)");
+	# and said whose: three more by another role come as events of their own
+	$node->safe_psql('postgres',
+		"SELECT trading_guard.sign_request('binance', 'main', 'q=' || g) FROM generate_series(1, 3) g");
+	ok( $node->poll_query_until('postgres', qq{
+			SELECT string_agg(role_name || ' ' || n, ', ' ORDER BY role_name)
+			  FROM (SELECT role_name, sum((detail->>'count')::int) n FROM trading_guard.security_events
+			         WHERE event_type = 'vault_sign' AND credential_id = $cred GROUP BY role_name) r},
+			'bot 7, postgres 3'),
+		'signatures are counted per role');
 
 	my ($ret, $out, $err) = $node->psql('postgres',
 		"SET ROLE bot; SELECT trading_guard.reveal_credential('kraken', 'stage')");
@@ -295,8 +304,8 @@ my $cred = one_row("SELECT id FROM trading_guard.credential_store WHERE exchange
 	wait_events('the missing grant (42501) is a vault_refused event',
 		"event_type = 'vault_refused' AND detail->>'sqlstate' = '42501' AND detail->>'function' = 'reveal_credential'", "= 1");
 
-	is(one_row("SELECT count(*) FROM trading_guard.credential_access() WHERE credential_id = $cred AND reveals = 1 AND signatures = 7"),
-		'1', 'credential_access() sums reveals and signatures of the credential');
+	is(one_row("SELECT format('%s %s %s', reveals, signatures, roles) FROM trading_guard.credential_access() WHERE credential_id = $cred"),
+		'1 10 {bot,postgres}', 'credential_access() sums reveals and signatures of the credential, and names who');
 }
 
 # ---------------------------------------------------------------------------
