@@ -112,10 +112,7 @@ cleanup() {
 	local rc=$? c
 	trap - EXIT INT TERM
 	for c in "${CLUSTERS[@]}"; do
-		if [ -f "${C_DIR[$c]}/data/postmaster.pid" ]; then
-			tg_as_runner "$BIN/pg_ctl" -D "${C_DIR[$c]}/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-				tg_as_runner "$BIN/pg_ctl" -D "${C_DIR[$c]}/data" -m immediate -w stop >/dev/null 2>&1 || true
-		fi
+		stop_server "${C_DIR[$c]}/data"
 		if [ "$rc" -ne 0 ] && [ -f "${C_DIR[$c]}/server.log" ]; then
 			echo "---- last lines of the server log of cluster $c ----" >&2
 			grep -v 'AUDIT: OBJECT,' "${C_DIR[$c]}/server.log" | tail -n 40 >&2 || true

@@ -131,3 +131,15 @@ wait_quiet() {
 	done
 	tg_die "backends on cluster $2 did not exit"
 }
+
+# ---------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------
+
+# Stop the server of data directory $1, if it runs: fast, else immediate.
+# For the cleanup traps: never fails ($BIN: the PostgreSQL binaries).
+stop_server() {
+	[ -f "$1/postmaster.pid" ] || return 0
+	tg_as_runner "$BIN/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+		tg_as_runner "$BIN/pg_ctl" -D "$1" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
+}

@@ -112,10 +112,7 @@ cleanup() {
 	local rc=$? c pid alive=""
 	trap - EXIT INT TERM
 	for c in "${STARTED[@]}"; do
-		if [ -f "${C_DIR[$c]}/data/postmaster.pid" ]; then
-			tg_as_runner "$BIN/pg_ctl" -D "${C_DIR[$c]}/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-				tg_as_runner "$BIN/pg_ctl" -D "${C_DIR[$c]}/data" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
-		fi
+		stop_server "${C_DIR[$c]}/data"
 		if [ "$rc" -ne 0 ] && [ -f "${C_DIR[$c]}/server.log" ]; then
 			echo "---- last lines of the server log of cluster $c ----" >&2
 			tail -n 30 "${C_DIR[$c]}/server.log" >&2 || true
@@ -290,6 +287,19 @@ psql_tcp() {
 	tg_as_runner "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$(conninfo "$cfg" "$user" "$mode")" "$@" 2>&1
 }
 
+# Wait until the events worker of cluster $1 has written every event queued
+# so far (polled, 60 s at most; each poll is a login, an event, of its own).
+wait_events_written() {
+	local target written
+	target=$(psql_c "$1" -c "SELECT queued_total FROM trading_guard.security_event_queue")
+	for _ in $(seq 1 600); do
+		written=$(psql_c "$1" -c "SELECT written_total FROM trading_guard.security_event_queue")
+		[ "$written" -ge "$target" ] && return 0
+		sleep 0.1
+	done
+	tg_die "cluster $1: the events worker has written $written of the $target events queued, after 60 s"
+}
+
 # Is the connection guard in the installed build?  Without it the reserved
 # prefix makes the server drop every trading_guard.* setting with a warning.
 POLICY_C=$(psql_c C -c "SELECT current_setting('trading_guard.connection_policy', true)")
@@ -412,7 +422,9 @@ if [ "$FEATURE" = 1 ]; then
 	# the Unix socket, reason local)
 	psql_c C -c "SELECT trading_guard.reset_connection_stats()" >/dev/null
 	psql_c B -c "SELECT trading_guard.reset_connection_stats()" >/dev/null
-	# the security events of the timed runs: those after this id
+	# the security events of the timed runs: those after this id, once the
+	# warm-up's are written
+	wait_events_written C
 	EV_MARK=$(psql_c C -c "SELECT coalesce(max(id), 0) FROM trading_guard.security_events")
 fi
 
@@ -462,15 +474,9 @@ if [ "$FEATURE" = 1 ]; then
 	fi
 	CHECK_TXT="C enforced: before timing a plaintext connection was refused (no_tls) and a TLS connection of a role no rule allows (no_matching_rule), the benchmark role's TLS connection was allowed by rule 50; after timing, all $n_ev TLS connections of $ROLE in connection_events (the ring's last ones) were allowed by rule 50, and connection_stats counted $n_allowed connections allowed by a rule (timed runs: ${TXNS[C]} transactions), none refused. B (policy off) let a plaintext connection through."
 	# every connection allowed by a rule is a row of security_events once
-	# the events worker has written what was queued until now (polled, 60 s
-	# at most; each poll is a login, hence an event, of its own)
-	ev_target=$(psql_c C -c "SELECT queued_total FROM trading_guard.security_event_queue")
-	for _ in $(seq 1 600); do
-		[ "$(psql_c C -c "SELECT written_total >= $ev_target FROM trading_guard.security_event_queue")" = t ] && break
-		sleep 0.1
-	done
-	read -r ev_written ev_dropped < <(psql_c C -F ' ' -c "SELECT written_total, dropped_total FROM trading_guard.security_event_queue")
-	[ "$ev_written" -ge "$ev_target" ] || tg_die "cluster C: the events worker has written $ev_written of the $ev_target events queued, after 60 s"
+	# the events worker has written what was queued until now
+	wait_events_written C
+	ev_dropped=$(psql_c C -c "SELECT dropped_total FROM trading_guard.security_event_queue")
 	n_ev_rule=$(psql_c C -c "SELECT count(*) FROM trading_guard.security_events
 		WHERE id > $EV_MARK AND event_type = 'login' AND outcome = 'allowed' AND reason = 'rule' AND rule = 50 AND role_name = '$ROLE'")
 	if [ "$n_ev_rule" -ne "$n_allowed" ] || [ "$ev_dropped" -ne 0 ]; then

@@ -72,10 +72,7 @@ PM_PID=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -f "$DATA/postmaster.pid" ]; then
-		tg_as_runner "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-			tg_as_runner "$BIN/pg_ctl" -D "$DATA" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
-	fi
+	stop_server "$DATA"
 	if [ "$rc" -ne 0 ] && [ -f "$LOG" ]; then
 		echo "---- last lines of the server log ----" >&2
 		tail -n 30 "$LOG" >&2 || true

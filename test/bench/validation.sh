@@ -68,10 +68,7 @@ DB=bench
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -f "$PGDATA/postmaster.pid" ]; then
-		tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-			tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
+	stop_server "$PGDATA"
 	if [ "$rc" -ne 0 ] && [ -f "$BDIR/server.log" ]; then
 		echo "---- last lines of the server log ----" >&2
 		tail -n 40 "$BDIR/server.log" >&2 || true
