@@ -988,6 +988,8 @@ tg_events_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(events_database, NULL, 0);
 	pgstat_report_appname("trading_guard events");
+	/* events leave the queue at commit: the commit must be on disk by then */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "trading_guard events",
 								ALLOCSET_DEFAULT_SIZES);
