@@ -13,8 +13,9 @@
  *	- trading_guard.restoring = on set for the database (ALTER DATABASE ...
  *	  SET, like TimescaleDB's pre/post restore), which covers every kind of
  *	  restore, psql replaying a plain dump included;
- *	- a session of pg_restore connected to it (pg_restore names its
- *	  sessions "pg_restore" unless PGAPPNAME says otherwise).
+ *	- a superuser's session of pg_restore connected to it (pg_restore names
+ *	  its sessions "pg_restore" unless PGAPPNAME says otherwise; any role can
+ *	  take the name, so only a superuser's session counts).
  *
  * Events meanwhile wait in the queue (and are counted when they overflow
  * it); rows wait to be sealed.
@@ -30,6 +31,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_db_role_setting.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -115,10 +117,16 @@ pg_restore_connected(void)
 		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
 		PgBackendStatus *be = local ? &local->backendStatus : NULL;
 
+		/*
+		 * Any role can call its session pg_restore: only a superuser's
+		 * counts (restoring the extension's tables takes one), or a login
+		 * could hold the workers off for as long as it stays connected.
+		 */
 		found = be != NULL && be->st_procpid != MyProcPid &&
 			be->st_databaseid == MyDatabaseId &&
 			be->st_backendType == B_BACKEND &&
-			strcmp(be->st_appname, "pg_restore") == 0;
+			strcmp(be->st_appname, "pg_restore") == 0 &&
+			superuser_arg(be->st_userid);
 	}
 	pgstat_clear_backend_activity_snapshot();
 	return found;

@@ -490,7 +490,21 @@ sub verify
 	$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET trading_guard.restoring');
 	wait_events('reset: the queued event is written', "role_name = 'restoring'", '= 1');
 
-	# a session of pg_restore (as pg_restore names its sessions)
+	# a session named pg_restore by a role that is no superuser holds
+	# nothing off (any role can take the name)
+	my $fake;
+	{
+		local $ENV{PGAPPNAME} = 'pg_restore';
+		local $ENV{PGUSER} = 'alice';
+		$fake = $node->background_psql('postgres');
+	}
+	$fake->query_safe('SELECT 1');
+	($c) = tcp('::1', 'restoring', sslmode => 'disable');
+	attempt($c);
+	wait_events("a non-superuser's pg_restore session: the event is written", "role_name = 'restoring'", '= 2');
+	$fake->quit;
+
+	# a superuser's session of pg_restore (as pg_restore names its sessions)
 	my $restore;
 	{
 		local $ENV{PGAPPNAME} = 'pg_restore';
@@ -501,9 +515,9 @@ sub verify
 	attempt($c);
 	ok($node->poll_query_until('postgres', $waits),
 		'pg_restore connected: the events worker waits');
-	is(one_row($rows), '1', 'pg_restore connected: nothing is written');
+	is(one_row($rows), '2', 'pg_restore connected: nothing is written');
 	$restore->quit;
-	wait_events('pg_restore gone: the event is written', "role_name = 'restoring'", '= 2');
+	wait_events('pg_restore gone: the event is written', "role_name = 'restoring'", '= 3');
 	is(verify(), 't - -', 'after the restore pauses: ok');
 }
 
