@@ -35,7 +35,9 @@ OBJS = \
 	src/seal_verify.o \
 	src/seal_keys.o \
 	src/events.o \
-	src/restore.o
+	src/restore.o \
+	src/halt.o \
+	src/risk_limits.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

@@ -86,7 +86,8 @@
 
 static const char *const event_type_names[TG_EV_NUM_TYPES] = {
 	"login", "ban", "unban", "ban_expired", "vault_refused", "vault_reveal",
-	"vault_sign", "key_ring", "config", "purge"
+	"vault_sign", "key_ring", "config", "purge", "halt", "rate_limit",
+	"revoke_all"
 };
 
 static const char *const outcome_names[TG_OUT_NUM] = {
@@ -323,6 +324,74 @@ tg_event_detail_int(TgEvent *ev, const char *key, int64 value)
 
 	snprintf(num, sizeof(num), INT64_FORMAT, value);
 	detail_append(ev, key, num, false);
+}
+
+/*
+ * Set the whole detail to a JSON object given as text (from jsonb_out, so
+ * valid JSON); one too long for the event is replaced by a note saying so.
+ */
+void
+tg_event_detail_json(TgEvent *ev, const char *object)
+{
+	if (strlen(object) < sizeof(ev->detail))
+		strlcpy(ev->detail, object, sizeof(ev->detail));
+	else
+		strlcpy(ev->detail, "{\"truncated\": true}", sizeof(ev->detail));
+}
+
+/*
+ * Events of the current transaction that are queued only if it commits (a
+ * halt that is rolled back never happened).  Kept in TopTransactionContext,
+ * so an abort just forgets them.
+ */
+static List *commit_events = NIL;
+static bool commit_callback_registered = false;
+
+static void
+commit_events_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			foreach(lc, commit_events)
+				(void) tg_event_emit((const TgEvent *) lfirst(lc));
+			commit_events = NIL;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			commit_events = NIL;
+			break;
+		case XACT_EVENT_PREPARE:
+			/* the events would outlive the session that knows them */
+			commit_events = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Queue ev when the current transaction commits */
+void
+tg_event_emit_at_commit(const TgEvent *ev)
+{
+	MemoryContext old;
+
+	if (!commit_callback_registered)
+	{
+		RegisterXactCallback(commit_events_callback, NULL);
+		commit_callback_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	{
+		TgEvent    *copy = palloc(sizeof(TgEvent));
+
+		memcpy(copy, ev, sizeof(TgEvent));
+		commit_events = lappend(commit_events, copy);
+	}
+	MemoryContextSwitchTo(old);
 }
 
 bool

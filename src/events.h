@@ -31,6 +31,10 @@ typedef enum TgEventType
 	TG_EV_KEY_RING,
 	TG_EV_CONFIG,
 	TG_EV_PURGE,
+	TG_EV_HALT,					/* a halt set or lifted, or an order or
+								 * signature it refused */
+	TG_EV_RATE_LIMIT,			/* an order or signature a limit refused */
+	TG_EV_REVOKE_ALL,			/* revoke_all_credentials() */
 	TG_EV_NUM_TYPES
 } TgEventType;
 
@@ -107,7 +111,10 @@ extern void tg_event_detail_int(TgEvent *ev, const char *key, int64 value);
  * off: the library is not preloaded).  Callable without a transaction or
  * PGPROC, and from the postmaster.
  */
+extern void tg_event_detail_json(TgEvent *ev, const char *object);
+
 extern bool tg_event_emit(const TgEvent *ev);
+extern void tg_event_emit_at_commit(const TgEvent *ev);
 
 /* Is a login event with this outcome to be a row?  (log_allowed_logins) */
 extern bool tg_event_login_wanted(TgEventOutcome outcome);

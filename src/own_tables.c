@@ -3,8 +3,10 @@
  * own_tables.c
  *	  The extension's own tables that backends cache -- trading_guard.symbols
  *	  (the symbol registry, src/registry.c), trading_guard.audit_config (the
- *	  audit settings, src/audit.c) and trading_guard.credential_store (the
- *	  vault, src/vault.c) -- and the one way those caches follow them.
+ *	  audit settings, src/audit.c), trading_guard.credential_store (the
+ *	  vault, src/vault.c), the halts, limits and sign purposes of
+ *	  src/halt.c and src/risk_limits.c -- and the one way those caches follow
+ *	  them.
  *
  * Ordinary DML does not invalidate a relcache entry, so each of these tables
  * carries a statement trigger, cache_invalidate(), that does: the
@@ -60,13 +62,17 @@ static const char *const own_table_names[] = {
 	[TG_OWN_SYMBOLS] = "symbols",
 	[TG_OWN_AUDIT_CONFIG] = "audit_config",
 	[TG_OWN_CREDENTIAL_STORE] = "credential_store",
+	[TG_OWN_TRADING_HALTS] = "trading_halts",
+	[TG_OWN_ORDER_LIMITS] = "order_limits",
+	[TG_OWN_SIGN_LIMITS] = "sign_limits",
+	[TG_OWN_SIGN_PURPOSES] = "sign_purposes",
 };
 
 StaticAssertDecl(lengthof(own_table_names) == TG_OWN_TABLES,
 				 "one name per own table");
 
 /* starts at 1: a cache stamped 0 (never loaded) is never current */
-uint64		tg_own_table_generation[TG_OWN_TABLES] = {1, 1, 1};
+uint64		tg_own_table_generation[TG_OWN_TABLES] = {1, 1, 1, 1, 1, 1, 1};
 
 /* InvalidOid: not looked up since the last invalidation of the table */
 static Oid	own_relid[TG_OWN_TABLES];
@@ -157,13 +163,16 @@ tg_own_table_load_begin(TgOwnTable table)
 }
 
 /*
- * One SELECT of a load, with the latest snapshot; results in SPI_tuptable
- * until tg_own_table_load_end().  Returns the number of rows.
+ * One SELECT of a load, with the latest snapshot, as the owner of the
+ * extension's schema (a cache holds the table as it is, whoever happens to
+ * load it: the halts and limits are read in the triggers of roles that may
+ * not read those tables); results in SPI_tuptable until
+ * tg_own_table_load_end().  Returns the number of rows.
  */
 uint64
 tg_own_table_read(const char *sql, const TgSqlArgs *args)
 {
-	return tg_sql(sql, args, TG_SQL_LATEST, SPI_OK_SELECT);
+	return tg_sql(sql, args, TG_SQL_LATEST | TG_SQL_AS_OWNER, SPI_OK_SELECT);
 }
 
 /* End a load (the rows read are freed) */

@@ -23,6 +23,10 @@ typedef enum TgOwnTable
 	TG_OWN_SYMBOLS,				/* trading_guard.symbols */
 	TG_OWN_AUDIT_CONFIG,		/* trading_guard.audit_config */
 	TG_OWN_CREDENTIAL_STORE,	/* trading_guard.credential_store */
+	TG_OWN_TRADING_HALTS,		/* trading_guard.trading_halts */
+	TG_OWN_ORDER_LIMITS,		/* trading_guard.order_limits */
+	TG_OWN_SIGN_LIMITS,			/* trading_guard.sign_limits */
+	TG_OWN_SIGN_PURPOSES,		/* trading_guard.sign_purposes */
 	TG_OWN_TABLES
 } TgOwnTable;
 

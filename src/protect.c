@@ -5,7 +5,8 @@
  *	  INSERT OR UPDATE row trigger that applies tg_check_order() to each row.
  *
  * Trigger arguments: symbol column, side column, quantity column, price
- * column ('' for none).  protect_orders() (SQL) checks the columns when it
+ * column ('' for none), and since 1.7 optionally account column and
+ * exchange column ('' for none; a trigger of 1.0 to 1.6 has four).  protect_orders() (SQL) checks the columns when it
  * creates the trigger; we check again the first time a backend fires it
  * after the table's relcache entry was invalidated, because columns can be
  * renamed, dropped or retyped afterwards.  The resolved column numbers are
@@ -13,7 +14,12 @@
  * row we only fetch four attributes and run the checks.  The registry
  * lookup runs no SQL once the per-backend cache is warm (registry.c).
  *
- * Later parts (the halt switch, rate limits) hook into tg_protect_row().
+ * After the exchange filters come the incident-response checks: a halt in
+ * scope refuses the order (src/halt.c), and the pre-trade limits of its
+ * roles (and account) must have room for it (src/risk_limits.c).  They apply to
+ * a new order -- an INSERT, or an UPDATE that changes one of the columns
+ * above -- and not to an UPDATE that leaves them as they were, so a halted
+ * bot can still record that an order was cancelled.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,31 +31,39 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "halt.h"
+#include "risk_limits.h"
 #include "order_stats.h"
 #include "orders.h"
 #include "trading_guard.h"
 
-#define TG_PROTECT_NARGS 4
+#define TG_PROTECT_NARGS_OLD 4
+#define TG_PROTECT_NARGS 6
 
 enum
 {
 	COL_SYMBOL,
 	COL_SIDE,
 	COL_QUANTITY,
-	COL_PRICE
+	COL_PRICE,
+	COL_ACCOUNT,
+	COL_EXCHANGE
 };
 
 typedef struct ProtectState
 {
 	Oid			tgoid;			/* hash key */
 	Oid			relid;
-	AttrNumber	attnum[TG_PROTECT_NARGS];	/* 0 = no such column (price) */
+	AttrNumber	attnum[TG_PROTECT_NARGS];	/* 0 = no such column (price,
+											 * account, exchange) */
 } ProtectState;
 
 /* Does a column hold text (text, varchar or a domain over either)? */
@@ -95,22 +109,22 @@ resolve_columns(TriggerData *td, ProtectState *st)
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
 
-	if (tg->tgnargs != TG_PROTECT_NARGS)
+	if (tg->tgnargs != TG_PROTECT_NARGS && tg->tgnargs != TG_PROTECT_NARGS_OLD)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" needs %d arguments",
+				 errmsg("trigger \"%s\" on table \"%s\" needs %d or %d arguments",
 						tg->tgname, RelationGetRelationName(td->tg_relation),
-						TG_PROTECT_NARGS),
+						TG_PROTECT_NARGS_OLD, TG_PROTECT_NARGS),
 				 errhint("Create it with trading_guard.protect_orders().")));
 
 	for (int i = 0; i < TG_PROTECT_NARGS; i++)
 	{
-		const char *col = tg->tgargs[i];
+		const char *col = i < tg->tgnargs ? tg->tgargs[i] : "";
 		int			attnum;
 		Oid			typid;
 
 		st->attnum[i] = 0;
-		if (i == COL_PRICE && col[0] == '\0')
+		if (i >= COL_PRICE && col[0] == '\0')
 			continue;
 		attnum = SPI_fnumber(desc, col);
 		if (attnum <= 0)
@@ -120,14 +134,14 @@ resolve_columns(TriggerData *td, ProtectState *st)
 							col, RelationGetRelationName(td->tg_relation)),
 					 errhint("Run trading_guard.protect_orders() again with the current column names.")));
 		typid = TupleDescAttr(desc, attnum - 1)->atttypid;
-		if ((i <= COL_SIDE && !is_text_type(typid)) ||
-			(i >= COL_QUANTITY && !is_numeric_type(typid)))
+		if (((i <= COL_SIDE || i >= COL_ACCOUNT) && !is_text_type(typid)) ||
+			((i == COL_QUANTITY || i == COL_PRICE) && !is_numeric_type(typid)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of protected table \"%s\" has type %s",
 							col, RelationGetRelationName(td->tg_relation),
 							format_type_be(typid)),
-					 errdetail("Symbol and side columns must be text or varchar, quantity and price columns numeric.")));
+					 errdetail("Symbol, side, account and exchange columns must be text or varchar, quantity and price columns numeric.")));
 		st->attnum[i] = attnum;
 	}
 }
@@ -208,18 +222,68 @@ rule_column(const ProtectState *st, TgRule rule)
 }
 
 /*
+ * Does the UPDATE from oldslot to slot change the order itself (one of the
+ * trigger's columns)?  Compared as stored bytes: 1.0 and 1.00 count as a
+ * change, which can only make a halt or a limit apply, never lift one.
+ */
+static bool
+order_changed(const ProtectState *st, TupleTableSlot *oldslot, TupleTableSlot *slot)
+{
+	for (int i = 0; i < TG_PROTECT_NARGS; i++)
+	{
+		Datum		a;
+		Datum		b;
+		bool		anull;
+		bool		bnull;
+
+		if (st->attnum[i] <= 0)
+			continue;
+		a = slot_getattr(oldslot, st->attnum[i], &anull);
+		b = slot_getattr(slot, st->attnum[i], &bnull);
+		if (anull != bnull || (!anull && !datum_image_eq(a, b, false, -1)))
+			return true;
+	}
+	return false;
+}
+
+/* Point *p, *len at a text column of the row (NULL for none or null) */
+static void
+text_column(TupleTableSlot *slot, AttrNumber attnum, const char **p, int *len)
+{
+	Datum		d;
+	bool		isnull;
+
+	*p = NULL;
+	*len = 0;
+	if (attnum <= 0)
+		return;
+	d = slot_getattr(slot, attnum, &isnull);
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		*p = VARDATA_ANY(t);
+		*len = VARSIZE_ANY_EXHDR(t);
+	}
+}
+
+/*
  * Check one row; raises the first violation.  The row is read from the
  * trigger's slot, which the executor usually holds already deformed, rather
  * than from the heap tuple (which would be walked column by column again).
+ * oldslot is the row before an UPDATE (NULL for an INSERT).
  */
 static void
-tg_protect_row(const ProtectState *st, Relation rel, TupleTableSlot *slot)
+tg_protect_row(const ProtectState *st, Relation rel, TupleTableSlot *slot,
+			   TupleTableSlot *oldslot)
 {
 	TgOrder		o;
 	Datum		d;
 	bool		isnull;
 	List	   *violations;
 	TgViolation *v;
+	TgOrderSubject subject;
+	bool		new_order;
 
 	memset(&o, 0, sizeof(o));
 
@@ -242,9 +306,29 @@ tg_protect_row(const ProtectState *st, Relation rel, TupleTableSlot *slot)
 			o.price = DatumGetNumeric(d);
 	}
 
+	/* a halt refuses a new order, whatever else is wrong with it */
+	new_order = oldslot == NULL || order_changed(st, oldslot, slot);
+	if (new_order)
+	{
+		memset(&subject, 0, sizeof(subject));
+		subject.roles[subject.nroles++] = GetUserId();
+		if (GetSessionUserId() != GetUserId())
+			subject.roles[subject.nroles++] = GetSessionUserId();
+		subject.has_account_col = st->attnum[COL_ACCOUNT] > 0;
+		text_column(slot, st->attnum[COL_ACCOUNT], &subject.account, &subject.account_len);
+		subject.has_exchange_col = st->attnum[COL_EXCHANGE] > 0;
+		text_column(slot, st->attnum[COL_EXCHANGE], &subject.exchange, &subject.exchange_len);
+
+		/* other sessions' committed halts, also in a running transaction */
+		AcceptInvalidationMessages();
+		tg_halt_check_order(&o, &subject);
+	}
+
 	violations = tg_check_order(&o, false);
 	if (violations == NIL)
 	{
+		if (new_order)
+			tg_limits_check_order(&o, &subject);
 		tg_order_stats_count_accepted();
 		return;
 	}
@@ -265,6 +349,7 @@ tg_protect_orders_trigger(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	HeapTuple	tuple;
 	TupleTableSlot *slot;
+	TupleTableSlot *oldslot;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -279,17 +364,19 @@ tg_protect_orders_trigger(PG_FUNCTION_ARGS)
 	{
 		tuple = td->tg_trigtuple;
 		slot = td->tg_trigslot;
+		oldslot = NULL;
 	}
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
 		tuple = td->tg_newtuple;
 		slot = td->tg_newslot;
+		oldslot = td->tg_trigslot;
 	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("protect_orders_trigger: must be fired for INSERT or UPDATE")));
 
-	tg_protect_row(protect_state(fcinfo, td), td->tg_relation, slot);
+	tg_protect_row(protect_state(fcinfo, td), td->tg_relation, slot, oldslot);
 	return PointerGetDatum(tuple);
 }

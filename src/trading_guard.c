@@ -20,6 +20,7 @@
 #include "conn_guard.h"
 #include "events.h"
 #include "keyring.h"
+#include "risk_limits.h"
 #include "order_stats.h"
 #include "redact.h"
 #include "restore.h"
@@ -48,6 +49,7 @@ _PG_init(void)
 	tg_redact_init();
 	tg_keyring_init();
 	tg_vault_init();
+	tg_limits_init();
 	tg_seal_init();
 	tg_restore_init();
 	tg_utility_guard_init();

@@ -64,6 +64,16 @@
 #define ERRCODE_TG_OWN_OBJECT			MAKE_SQLSTATE('T','G','0','9','0')
 #define ERRCODE_TG_TRAIL_NOT_EMPTY		MAKE_SQLSTATE('T','G','0','9','1')
 
+/* incident response: halts (src/halt.c) and limits (src/risk_limits.c) */
+#define ERRCODE_TG_TRADING_HALTED		MAKE_SQLSTATE('T','G','1','0','0')
+#define ERRCODE_TG_ORDER_RATE_LIMIT		MAKE_SQLSTATE('T','G','1','0','1')
+#define ERRCODE_TG_ORDER_NOTIONAL_LIMIT	MAKE_SQLSTATE('T','G','1','0','2')
+#define ERRCODE_TG_EXPOSURE_LIMIT		MAKE_SQLSTATE('T','G','1','0','3')
+#define ERRCODE_TG_SIGN_RATE_LIMIT		MAKE_SQLSTATE('T','G','1','0','4')
+#define ERRCODE_TG_NOT_HALTED			MAKE_SQLSTATE('T','G','1','0','5')
+#define ERRCODE_TG_NOTIONAL_UNKNOWN		MAKE_SQLSTATE('T','G','1','0','6')
+#define ERRCODE_TG_ALREADY_HALTED		MAKE_SQLSTATE('T','G','1','0','7')
+
 /*
  * Symbols: a base asset of 2 to 10 characters followed by a quote asset of
  * 2 to 10 characters, all A-Z or 0-9.

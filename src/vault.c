@@ -80,7 +80,9 @@
 
 #include "audit.h"
 #include "events.h"
+#include "halt.h"
 #include "keyring.h"
+#include "risk_limits.h"
 #include "own_tables.h"
 #include "run_sql.h"
 #include "shmem.h"
@@ -1391,13 +1393,11 @@ tg_reveal_credential_by_id(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: sign_request(exchange text, label text, payload text) returns text
- * Lowercase hex HMAC-SHA256 of the payload with the credential's secret,
- * as Binance and most exchanges sign requests.
+ * A signature: the credential, then the halts and the signing limits
+ * (which refuse before anything is decrypted), then the HMAC.
  */
-PG_FUNCTION_INFO_V1(tg_sign_request);
-Datum
-tg_sign_request(PG_FUNCTION_ARGS)
+static Datum
+sign_request(FunctionCallInfo fcinfo, TgSignPurpose purpose)
 {
 	char	   *exchange = text_arg(fcinfo, 0, "exchange", VAULT_MAX_NAME);
 	char	   *label = text_arg(fcinfo, 1, "label", VAULT_MAX_NAME);
@@ -1413,8 +1413,11 @@ tg_sign_request(PG_FUNCTION_ARGS)
 				 errmsg("payload must not be null")));
 	payload = PG_GETARG_TEXT_PP(2);
 	tg_keyring_require();
-	e = cred_require("signature", exchange, label);
+	e = cred_require("signature", exchange, label);	/* takes in invalidations */
 	id = e->id;
+	tg_halt_check_sign(exchange, label, VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload),
+					   purpose);
+	tg_limits_check_sign(exchange, label);
 
 	crypto_begin();
 	len = open_secret(e->envelope, e->envelope_len, id, e->key_id,
@@ -1425,6 +1428,37 @@ tg_sign_request(PG_FUNCTION_ARGS)
 
 	count_use(id, USAGE_SIGN);
 	PG_RETURN_TEXT_P(hex_text(mac, sizeof(mac)));
+}
+
+/*
+ * SQL: sign_request(exchange text, label text, payload text) returns text
+ * Lowercase hex HMAC-SHA256 of the payload with the credential's secret,
+ * as Binance and most exchanges sign requests.
+ */
+PG_FUNCTION_INFO_V1(tg_sign_request);
+Datum
+tg_sign_request(PG_FUNCTION_ARGS)
+{
+	return sign_request(fcinfo, TG_PURPOSE_ORDER);
+}
+
+/*
+ * SQL: sign_request(exchange text, label text, payload text, purpose text)
+ *      returns text
+ * The same, declaring what the request is for: order (the default of the
+ * three-argument form), cancel or read.  A halted exchange signs only
+ * cancels and reads (src/halt.c).
+ */
+PG_FUNCTION_INFO_V1(tg_sign_request_purpose);
+Datum
+tg_sign_request_purpose(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("purpose must not be null")));
+	return sign_request(fcinfo,
+						tg_sign_purpose_from_text(text_to_cstring(PG_GETARG_TEXT_PP(3))));
 }
 
 /*
