@@ -69,6 +69,7 @@ REGRESS = \
 	conn_rules \
 	redact \
 	vault \
+	incident \
 	hostile \
 	upgrade
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \

@@ -61,7 +61,6 @@ typedef struct HaltRow
 	Oid			role;			/* InvalidOid: any */
 	char		reason[HALT_REASON_LEN];
 	char		halted_by[HALT_NAME_LEN];
-	TimestampTz halted_at;
 } HaltRow;
 
 typedef struct PurposeRow
@@ -113,7 +112,7 @@ halts_current(void)
 	}
 	generation = tg_own_table_load_begin(TG_OWN_TRADING_HALTS);
 	n = tg_own_table_read("SELECT id, exchange, symbol, role::pg_catalog.oid, reason,"
-						  "       halted_by::pg_catalog.text, halted_at"
+						  "       halted_by::pg_catalog.text"
 						  "  FROM trading_guard.trading_halts ORDER BY id", NULL);
 	MemoryContextReset(halt_cxt);
 	halts = NULL;
@@ -137,7 +136,6 @@ halts_current(void)
 		h->role = isnull ? InvalidOid : DatumGetObjectId(d);
 		copy_text_col(tup, desc, 5, h->reason, sizeof(h->reason), &isnull);
 		copy_text_col(tup, desc, 6, h->halted_by, sizeof(h->halted_by), &isnull);
-		h->halted_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull));
 	}
 	n_halts = (int) n;
 	tg_own_table_load_end();
@@ -253,11 +251,7 @@ refuse(const HaltRow *h, const char *what, const char *exchange, const char *lab
 	ereport(ERROR,
 			(errcode(ERRCODE_TG_TRADING_HALTED),
 			 errmsg_internal("%s", message),
-			 extra_detail ?
-			 errdetail_internal("Halted by %s at %s. %s", h->halted_by,
-								timestamptz_to_str(h->halted_at), extra_detail) :
-			 errdetail_internal("Halted by %s at %s.", h->halted_by,
-								timestamptz_to_str(h->halted_at)),
+			 errdetail_internal("Halted by %s. %s", h->halted_by, extra_detail),
 			 errhint("See trading_guard.trading_status(); resume_trading() lifts the halt.")));
 	pg_unreachable();
 }

@@ -436,14 +436,17 @@ notional_units(Numeric quantity, Numeric price)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, d));
 }
 
-/* A window's length as an interval's text ("01:00:00") */
+/* A window's length for messages: "1 hour", "90 seconds" */
 static char *
 window_text(int64 us)
 {
-	Interval   *iv = palloc0(sizeof(Interval));
+	int64		s = us / USECS_PER_SEC;
 
-	iv->time = us;
-	return DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)));
+	if (s % 3600 == 0)
+		return psprintf(INT64_FORMAT " hour%s", s / 3600, s == 3600 ? "" : "s");
+	if (s % 60 == 0)
+		return psprintf(INT64_FORMAT " minute%s", s / 60, s == 60 ? "" : "s");
+	return psprintf(INT64_FORMAT " second%s", s, s == 1 ? "" : "s");
 }
 
 static const char *
@@ -503,6 +506,8 @@ require_shared(const char *what)
 				 errdetail("Limits count what they admit in shared memory."),
 				 errhint("Add trading_guard to shared_preload_libraries and restart, or drop the limits.")));
 }
+
+static void count_refusal(const LimitKey *key, TgLimitKind kind);
 
 /* Does limit row r apply to the order of subject s? */
 static bool
@@ -564,9 +569,15 @@ tg_limits_check_order(const TgOrder *o, const TgOrderSubject *s)
 		{
 			const OrderLimitRow *r = apply[0];
 
+			LimitKey	key;
+
 			for (int i = 0; i < napply; i++)
 				if (apply[i]->order_max > 0 || apply[i]->window_max > 0)
 					r = apply[i];
+			key_init(&key, SUBJECT_ORDER, r->role);
+			key.has_account = r->has_account;
+			strlcpy(key.a, r->account, sizeof(key.a));
+			count_refusal(&key, r->order_max > 0 ? TG_LIM_ORDER_NOTIONAL : TG_LIM_NOTIONAL_WINDOW);
 			refuse(ERRCODE_TG_NOTIONAL_UNKNOWN, TG_LIM_ORDER_NOTIONAL,
 				   role_name(r->role), NULL, NULL, r->has_account ? r->account : NULL,
 				   psprintf("order without a price cannot be checked against the notional limits of %s",
@@ -800,9 +811,9 @@ tg_limits_check_sign(const char *exchange, const char *label)
 	}
 }
 
-/* Count a refusal by a halt against key (when shared memory is there) */
+/* Count a refusal of kind against key (when shared memory is there) */
 static void
-count_halt(const LimitKey *key)
+count_refusal(const LimitKey *key, TgLimitKind kind)
 {
 	LimitEntry *e;
 	sigset_t	saved;
@@ -815,8 +826,8 @@ count_halt(const LimitKey *key)
 	e = entry_find(key, key_hash(key), true);
 	if (e != NULL)
 	{
-		e->refused[TG_LIM_HALT]++;
-		e->last_refused[TG_LIM_HALT] = now;
+		e->refused[kind]++;
+		e->last_refused[kind] = now;
 	}
 	tg_spin_release(&limit_shared->mutex, blocked, &saved);
 }
@@ -828,7 +839,7 @@ tg_limits_count_halt_order(const TgOrderSubject *s)
 	LimitKey	key;
 
 	key_init(&key, SUBJECT_ORDER, s->roles[0]);
-	count_halt(&key);
+	count_refusal(&key, TG_LIM_HALT);
 }
 
 /* A signature refused by a halt: counted for its credential */
@@ -840,7 +851,7 @@ tg_limits_count_halt_sign(const char *exchange, const char *label)
 	key_init(&key, SUBJECT_SIGN, InvalidOid);
 	strlcpy(key.a, exchange, sizeof(key.a));
 	strlcpy(key.b, label, sizeof(key.b));
-	count_halt(&key);
+	count_refusal(&key, TG_LIM_HALT);
 }
 
 /* ----------------------------------------------------------------------
@@ -912,8 +923,11 @@ usage_row(ReturnSetInfo *rsinfo, const LimitEntry *e, bool sign, TgLimitKind kin
 		values[8] = used;
 		nulls[8] = false;
 	}
-	values[9] = Int64GetDatum(e->admitted);
-	nulls[9] = false;
+	if (kind != TG_LIM_HALT)
+	{
+		values[9] = Int64GetDatum(e->admitted);
+		nulls[9] = false;
+	}
 	values[10] = Int64GetDatum(e->refused[kind]);
 	nulls[10] = false;
 	if (e->last_refused[kind] != 0)
