@@ -11,8 +11,10 @@
 -- too -- and every streaming standby through the commit record's WAL.
 -- NULL in exchange, symbol or role means "any".
 -- ---------------------------------------------------------------------------
+CREATE SEQUENCE trading_guard.trading_halts_id_seq;
 CREATE TABLE trading_guard.trading_halts (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          bigint PRIMARY KEY
+                DEFAULT pg_catalog.nextval('trading_guard.trading_halts_id_seq'::pg_catalog.regclass),
     exchange    text,
     symbol      text,
     role        pg_catalog.regrole,
@@ -24,7 +26,9 @@ CREATE TABLE trading_guard.trading_halts (
 COMMENT ON TABLE trading_guard.trading_halts IS
 'active trading halts; written by halt_trading() and resume_trading() only';
 REVOKE ALL ON trading_guard.trading_halts FROM PUBLIC;
+ALTER SEQUENCE trading_guard.trading_halts_id_seq OWNED BY trading_guard.trading_halts.id;
 SELECT pg_catalog.pg_extension_config_dump('trading_guard.trading_halts', '');
+SELECT pg_catalog.pg_extension_config_dump('trading_guard.trading_halts_id_seq', '');
 
 -- Pre-trade limits per role (account NULL: all of the role's orders) or per
 -- (role, account column value).  Notional limits are in the quote asset.
