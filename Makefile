@@ -80,7 +80,7 @@ REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 installcheck: export TRADING_GUARD_MASTER_KEY = 1 $(shell openssl rand -hex 32)
 
 # isolation specs: test/isolation/specs/*.spec
-ISOLATION = registry_cache audit_concurrent audit_index_build vault_cache audit_cache \
+ISOLATION = registry_cache audit_concurrent audit_index_build vault_cache audit_cache halt_concurrent limit_concurrent \
 	seal_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso \
 	--temp-instance=tmp_check_iso --temp-config=test/regress.conf \
