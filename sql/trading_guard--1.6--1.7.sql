@@ -656,13 +656,16 @@ BEGIN
 
     -- credential use: reveals, signatures, refusals
     RETURN QUERY
-    SELECT 'credential_use'::text, a.exchange OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) a.label,
+    -- (signature counts carry the credential's id only: its name is in the store)
+    SELECT 'credential_use'::text,
+           COALESCE(a.exchange, c.exchange) OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) COALESCE(a.label, c.label),
            a.reveals OPERATOR(pg_catalog.+) a.signatures OPERATOR(pg_catalog.+) a.refusals,
            a.first_seen, a.last_seen,
            jsonb_build_object('credential_id', a.credential_id, 'reveals', a.reveals,
                               'signatures', a.signatures, 'refusals', a.refusals,
                               'roles', to_jsonb(a.roles))
-      FROM trading_guard.credential_access(since, until) a;
+      FROM trading_guard.credential_access(since, until) a
+      LEFT JOIN trading_guard.credential_store c ON c.id OPERATOR(pg_catalog.=) a.credential_id;
 
     -- refused logins per client address
     RETURN QUERY

@@ -285,6 +285,32 @@ SELECT trading_guard.sign_request('binance', 'demo',
 SELECT exchange, label, environment, api_key, key_version, rotate_by::date, signatures
   FROM trading_guard.credentials;
 
+\echo '== incident response: halt the exchange, in every session at once'
+SELECT trading_guard.halt_trading('demo: suspicious withdrawals', exchange => 'binance') AS halt_id;
+SELECT * FROM trading_guard.trading_status();
+\set ON_ERROR_STOP off
+SQL
+	reject "a new order during the halt" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.001, 65000);"
+	reject "a signature for a new order on the halted exchange" \
+		"SELECT trading_guard.sign_request('binance', 'demo', 'symbol=BTCUSDT&side=BUY&quantity=0.001');"
+	cat <<'SQL'
+\set ON_ERROR_STOP on
+\echo '== ... but a cancel is signed (declared with sign_request''s purpose)'
+SELECT left(trading_guard.sign_request('binance', 'demo', 'symbol=BTCUSDT&orderId=1', 'cancel'), 16) || '…' AS cancel_signature;
+SELECT trading_guard.resume_trading(exchange => 'binance') AS resumed_halt;
+\echo '== a pre-trade limit: 2 orders per minute for this role'
+SELECT trading_guard.set_order_limit(current_user::regrole, orders_per_minute => 2, max_order_notional => 100000);
+INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.001, 65000), ('BTCUSDT', 'SELL', 0.001, 65100);
+\set ON_ERROR_STOP off
+SQL
+	reject "a third order within the minute" \
+		"INSERT INTO public.orders (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.001, 65000);"
+	cat <<'SQL'
+\set ON_ERROR_STOP on
+SELECT limit_name, limit_value, used, admitted, refused FROM trading_guard.limit_usage;
+SELECT trading_guard.drop_order_limit(current_user::regrole);
+
 \echo '== the connection guard recorded every attempt, the refused ones too'
 SELECT client_addr, role_name, ssl_version, decision, reason, rule
   FROM trading_guard.connection_events ORDER BY event_time;
@@ -302,6 +328,10 @@ END $$;
 SELECT event_type, outcome, role_name, client_addr, tls_version, reason, detail
   FROM trading_guard.security_events ORDER BY id;
 SELECT * FROM trading_guard.verify_security_events();
+
+\echo '== the incident report of the last hour'
+SELECT section, subject, count, detail FROM trading_guard.incident_report(now() - interval '1 hour')
+ WHERE section <> 'rows_changed' ORDER BY section, count DESC;
 
 \echo '== the audit trail is sealed: verify it, and a signed digest an auditor keeps'
 SELECT trading_guard.seal_audit() IS NOT NULL AS sealed;
