@@ -250,6 +250,8 @@ typedef struct OrderLimitRow
 	int64		order_max;		/* notional units; 0 = none */
 	int64		window_max;
 	int64		window_us;
+	LimitKey	key;			/* its shared-memory entry's key, and hash */
+	uint32		hash;
 } OrderLimitRow;
 
 typedef struct SignLimitRow
@@ -258,6 +260,8 @@ typedef struct SignLimitRow
 	char		label[LIMIT_NAME_LEN];
 	int32		per_second;
 	int32		per_minute;
+	LimitKey	key;
+	uint32		hash;
 } SignLimitRow;
 
 static MemoryContext limits_cxt = NULL;
@@ -349,6 +353,10 @@ order_limits_current(void)
 		r->order_max = int8_col(tup, desc, 5);
 		r->window_max = int8_col(tup, desc, 6);
 		r->window_us = int8_col(tup, desc, 7);
+		key_init(&r->key, SUBJECT_ORDER, r->role);
+		r->key.has_account = r->has_account;
+		strlcpy(r->key.a, r->account, sizeof(r->key.a));
+		r->hash = key_hash(&r->key);
 	}
 	n_order_rows = (int) n;
 	tg_own_table_load_end();
@@ -395,6 +403,10 @@ sign_limits_current(void)
 		text_col(tup, desc, 2, r->label, NULL);
 		r->per_second = int_col(tup, desc, 3);
 		r->per_minute = int_col(tup, desc, 4);
+		key_init(&r->key, SUBJECT_SIGN, InvalidOid);
+		strlcpy(r->key.a, r->exchange, sizeof(r->key.a));
+		strlcpy(r->key.b, r->label, sizeof(r->key.b));
+		r->hash = key_hash(&r->key);
 	}
 	n_sign_rows = (int) n;
 	tg_own_table_load_end();
@@ -569,15 +581,10 @@ tg_limits_check_order(const TgOrder *o, const TgOrderSubject *s)
 		{
 			const OrderLimitRow *r = apply[0];
 
-			LimitKey	key;
-
 			for (int i = 0; i < napply; i++)
 				if (apply[i]->order_max > 0 || apply[i]->window_max > 0)
 					r = apply[i];
-			key_init(&key, SUBJECT_ORDER, r->role);
-			key.has_account = r->has_account;
-			strlcpy(key.a, r->account, sizeof(key.a));
-			count_refusal(&key, r->order_max > 0 ? TG_LIM_ORDER_NOTIONAL : TG_LIM_NOTIONAL_WINDOW);
+			count_refusal(&r->key, r->order_max > 0 ? TG_LIM_ORDER_NOTIONAL : TG_LIM_NOTIONAL_WINDOW);
 			refuse(ERRCODE_TG_NOTIONAL_UNKNOWN, TG_LIM_ORDER_NOTIONAL,
 				   role_name(r->role), NULL, NULL, r->has_account ? r->account : NULL,
 				   psprintf("order without a price cannot be checked against the notional limits of %s",
@@ -593,13 +600,9 @@ tg_limits_check_order(const TgOrder *o, const TgOrderSubject *s)
 	for (int i = 0; i < napply && refused == TG_LIM_NUM; i++)
 	{
 		const OrderLimitRow *r = apply[i];
-		LimitKey	key;
 		LimitEntry *e;
 
-		key_init(&key, SUBJECT_ORDER, r->role);
-		key.has_account = r->has_account;
-		strlcpy(key.a, r->account, sizeof(key.a));
-		e = entry_find(&key, key_hash(&key), true);
+		e = entry_find(&r->key, r->hash, true);
 		if (e == NULL)
 		{
 			full = true;
@@ -724,7 +727,6 @@ void
 tg_limits_check_sign(const char *exchange, const char *label)
 {
 	const SignLimitRow *r = NULL;
-	LimitKey	key;
 	LimitEntry *e;
 	TimestampTz now;
 	TgLimitKind refused = TG_LIM_NUM;
@@ -745,14 +747,10 @@ tg_limits_check_sign(const char *exchange, const char *label)
 	if (r == NULL)
 		return;
 	require_shared("signing limits");
-
-	key_init(&key, SUBJECT_SIGN, InvalidOid);
-	strlcpy(key.a, exchange, sizeof(key.a));
-	strlcpy(key.b, label, sizeof(key.b));
 	now = GetCurrentTimestamp();
 
 	blocked = tg_spin_acquire(&limit_shared->mutex, &saved);
-	e = entry_find(&key, key_hash(&key), true);
+	e = entry_find(&r->key, r->hash, true);
 	if (e != NULL)
 	{
 		if (r->per_second > 0)
@@ -980,12 +978,8 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n_order_rows; i++)
 	{
 		const OrderLimitRow *r = &order_rows[i];
-		LimitKey	key;
 
-		key_init(&key, SUBJECT_ORDER, r->role);
-		key.has_account = r->has_account;
-		strlcpy(key.a, r->account, sizeof(key.a));
-		entry_copy(&key, copy);
+		entry_copy(&r->key, copy);
 		if (r->per_second > 0)
 			usage_row(rsinfo, copy, false, TG_LIM_ORDERS_PER_SECOND,
 					  NumericGetDatum(int64_to_numeric(r->per_second)), true, 1,
@@ -1007,12 +1001,8 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n_sign_rows; i++)
 	{
 		const SignLimitRow *r = &sign_rows[i];
-		LimitKey	key;
 
-		key_init(&key, SUBJECT_SIGN, InvalidOid);
-		strlcpy(key.a, r->exchange, sizeof(key.a));
-		strlcpy(key.b, r->label, sizeof(key.b));
-		entry_copy(&key, copy);
+		entry_copy(&r->key, copy);
 		if (r->per_second > 0)
 			usage_row(rsinfo, copy, true, TG_LIM_REQUESTS_PER_SECOND,
 					  NumericGetDatum(int64_to_numeric(r->per_second)), true, 1,

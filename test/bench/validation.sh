@@ -10,7 +10,13 @@
 #   C. ns per row of a bulk INSERT ... SELECT into each of the tables of A,
 #      which shows the CPU cost of each check without pgbench's noise;
 #   D. instructions per one-order transaction under callgrind, which do not
-#      depend on the machine's load at all.
+#      depend on the machine's load at all; besides the variants of A, this
+#      part runs "protect_orders + limits": the same trigger on its own
+#      table, pgbench connected as a role with an order limit of every kind
+#      (orders per second and per minute, notional per order and per hour)
+#      set so high that it never refuses, so that every order goes through
+#      the whole limit check; target: <= 1.03x the instructions per
+#      transaction of protect_orders without limits.
 #
 # Usage (as root or as a user with sudo):
 #   test/bench/validation.sh
@@ -22,6 +28,8 @@
 #   EVAL_REPS=3        timings per expression per round of parts B and C (best kept)
 #   BULK_ROWS=200000   rows of the bulk INSERT ... SELECT of part C
 #   CG_SMALL=200 CG_LARGE=1200  transactions of the two callgrind runs of part D
+#   CG_KEEP=DIR        copy the callgrind files of part D's last round there
+#                      (keep.<variant>.<transactions>) for callgrind_annotate
 #   BENCH_SKIP_BUILD=1 do not build/install the extension first
 #
 # It creates its own temporary cluster (fsync on, synchronous_commit off,
@@ -46,7 +54,11 @@ min_rounds ROUNDS EVAL_ROUNDS
 [ "$EVAL_ROWS" -ge 2000000 ] || tg_die "EVAL_ROWS must be >= 2000000 (got $EVAL_ROWS)"
 
 T_START=$(date +%s)
-CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS EVAL_ROWS=$EVAL_ROWS EVAL_ROUNDS=$EVAL_ROUNDS EVAL_REPS=$EVAL_REPS BULK_ROWS=$BULK_ROWS test/bench/validation.sh"
+CG_SMALL=${CG_SMALL:-200}
+CG_LARGE=${CG_LARGE:-1200}
+positive_ints CG_SMALL CG_LARGE
+[ "$CG_LARGE" -gt "$CG_SMALL" ] || tg_die "CG_LARGE must be > CG_SMALL (got $CG_LARGE, $CG_SMALL)"
+CMD="BENCH_SECONDS=$BENCH_SECONDS ROUNDS=$ROUNDS EVAL_ROWS=$EVAL_ROWS EVAL_ROUNDS=$EVAL_ROUNDS EVAL_REPS=$EVAL_REPS BULK_ROWS=$BULK_ROWS CG_SMALL=$CG_SMALL CG_LARGE=$CG_LARGE test/bench/validation.sh"
 
 # ---------------------------------------------------------------------------
 # build, install, cluster
@@ -105,9 +117,10 @@ tg_log "starting server"
 tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -l "$BDIR/server.log" -w -t 120 start >/dev/null ||
 	tg_die "server did not start"
 
-# psql against the bench database: unaligned, tuples only, stop on error.
+# psql against the bench database: unaligned, tuples only, stop on error
+# (as PSQL_USER, postgres unless set).
 psql_db() {
-	tg_as_runner "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BDIR" -p "$PORT" -U postgres -d "${PSQL_DB:-$DB}" "$@"
+	tg_as_runner "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BDIR" -p "$PORT" -U "${PSQL_USER:-postgres}" -d "${PSQL_DB:-$DB}" "$@"
 }
 PSQL_DB=postgres psql_db -c "CREATE DATABASE $DB"
 
@@ -144,12 +157,23 @@ orders_ddl() { # $1 = table name, $2 = extra table constraints (may be empty)
 }
 
 VARIANTS=(plain check plpgsql tg)
+# part D also measures protect_orders with limits
+CG_VARIANTS=("${VARIANTS[@]}" tglim)
 declare -A LABEL=(
 	[plain]="no check"
 	[check]="regex + bounds CHECK"
 	[plpgsql]="PL/pgSQL trigger"
 	[tg]="trading_guard.protect_orders"
+	[tglim]="protect_orders + limits"
 )
+# The role pgbench connects as for variant tglim: a superuser like postgres
+# (the same privilege checks, no SET ROLE: current_user = session_user),
+# with an order limit of each kind, all too high to refuse anything here:
+# every order is counted in all four windows under the limits' spinlock.
+# (The notional limits need a price: every pgbench order has one.)
+LIMIT_ROLE=tg_bench_limited
+LIMIT_ARGS="orders_per_second => 1000000, orders_per_minute => 100000000, max_order_notional => 9999999999, max_notional => 9999999999, notional_window => '1 hour'"
+declare -A PGB_USER=([tglim]=$LIMIT_ROLE)
 
 tg_log "creating extension, loading registry, creating tables"
 {
@@ -160,6 +184,10 @@ tg_log "creating extension, loading registry, creating tables"
 	orders_ddl orders_check ", CHECK (symbol ~ '^[A-Z0-9]{2,10}USDT\$'), CHECK (side IN ('BUY','SELL')), CHECK (quantity > 0 AND quantity <= 1000000), CHECK (price IS NULL OR price > 0)"
 	orders_ddl orders_plpgsql ""
 	orders_ddl orders_tg ""
+	orders_ddl orders_tglim ""
+	echo "CREATE ROLE $LIMIT_ROLE LOGIN SUPERUSER;"
+	echo "SELECT trading_guard.protect_orders('orders_tglim');"
+	echo "SELECT trading_guard.set_order_limit('$LIMIT_ROLE', $LIMIT_ARGS);"
 	cat <<'EOF'
 -- The same rules as trading_guard's order check, in PL/pgSQL, against the
 -- same registry table.  0 in a numeric filter column means "rule off".
@@ -237,7 +265,7 @@ n=$(psql_db -c "SELECT count(*) FROM trading_guard.symbols WHERE status = 'TRADI
 # ---------------------------------------------------------------------------
 SYM_ARRAY=$(printf "'%sUSDT'," "${BASES[@]}")
 SYM_ARRAY="ARRAY[${SYM_ARRAY%,}]"
-for v in "${VARIANTS[@]}"; do
+for v in "${CG_VARIANTS[@]}"; do
 	# quantity 0.001..1 (multiple of 0.001), price 5000.00..100000.00 (multiple
 	# of 0.01): notional 5..100000, every filter passes.
 	cat >"$BDIR/insert_$v.sql" <<EOF
@@ -257,7 +285,7 @@ run_pgbench() {
 	local v=$1 out rc=0 failed
 	shift
 	out=$(tg_as_runner "$BIN/pgbench" "${PGBENCH_OPTS[@]}" "$@" -f "$BDIR/insert_$v.sql" \
-		-h "$BDIR" -p "$PORT" -U postgres "$DB" 2>&1) || rc=$?
+		-h "$BDIR" -p "$PORT" -U "${PGB_USER[$v]:-postgres}" "$DB" 2>&1) || rc=$?
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
 	if [ "$rc" -ne 0 ] || [ "${failed:-0}" != 0 ] || grep -q 'aborted' <<<"$out"; then
 		printf '%s\n' "$out" >&2
@@ -283,15 +311,16 @@ wait_reaped() {
 }
 
 reset_tables() {
-	psql_db -c "TRUNCATE orders_plain, orders_check, orders_plpgsql, orders_tg RESTART IDENTITY" \
-		-c "VACUUM ANALYZE orders_plain, orders_check, orders_plpgsql, orders_tg" \
+	psql_db -c "TRUNCATE orders_plain, orders_check, orders_plpgsql, orders_tg, orders_tglim RESTART IDENTITY" \
+		-c "VACUUM ANALYZE orders_plain, orders_check, orders_plpgsql, orders_tg, orders_tglim" \
 		-c "CHECKPOINT"
 }
 
-# An INSERT that variant $1 must reject; $2 = description, $3 = VALUES list.
+# An INSERT that variant $1 must reject; $2 = description, $3 = VALUES list
+# (as the role pgbench uses for the variant).
 expect_reject() {
 	local v=$1 what=$2 vals=$3 err
-	if err=$(psql_db -c "INSERT INTO orders_$v (symbol, side, quantity, price) VALUES $vals" 2>&1); then
+	if err=$(PSQL_USER=${PGB_USER[$v]:-postgres} psql_db -c "INSERT INTO orders_$v (symbol, side, quantity, price) VALUES $vals" 2>&1); then
 		tg_die "variant '${LABEL[$v]}' ACCEPTED a bad row ($what): $vals"
 	fi
 	tg_log "  ${LABEL[$v]}: rejects $what: $(head -n 1 <<<"$err")"
@@ -299,7 +328,7 @@ expect_reject() {
 
 tg_log "sanity: every variant accepts the pgbench rows and rejects bad ones"
 reset_tables
-for v in "${VARIANTS[@]}"; do
+for v in "${CG_VARIANTS[@]}"; do
 	run_pgbench "$v" -t 250 >"$BDIR/warmup_$v.out"
 	read -r n ns nq < <(psql_db -F ' ' -c "SELECT count(*), count(DISTINCT symbol), count(DISTINCT quantity) FROM orders_$v")
 	[ "$n" -eq 500 ] || tg_die "variant '${LABEL[$v]}': warm-up inserted $n rows, expected 500"
@@ -325,6 +354,25 @@ for v in plpgsql tg; do
 	expect_reject "$v" "NOTIONAL min" "('BTCUSDT', 'BUY', 0.001, 100)"
 	expect_reject "$v" "NOTIONAL max" "('BTCUSDT', 'BUY', 9000, 1001)"
 done
+
+# The limits variant: pgbench's role is the one with the limits, and every
+# one of its orders went through all four of them.
+# admitted orders of LIMIT_ROLE and the number of its limit rows in limit_usage
+limit_admitted() {
+	psql_db -F ' ' -c "SELECT coalesce(max(admitted), 0), count(*) FROM trading_guard.limit_usage
+		WHERE subject_kind = 'order' AND role = '$LIMIT_ROLE'::regrole AND account IS NULL"
+}
+read -r n nlim < <(limit_admitted)
+[ "$nlim" -eq 4 ] || tg_die "limit_usage shows $nlim limits of $LIMIT_ROLE, expected 4"
+[ "$n" -eq 500 ] || tg_die "the limits of $LIMIT_ROLE admitted $n orders of the warm-up, expected 500"
+n=$(psql_db -c "SELECT count(*) FROM trading_guard.limit_usage WHERE role = 'postgres'::regrole")
+[ "$n" -eq 0 ] || tg_die "limit_usage shows limits of postgres: variant '${LABEL[tg]}' would not be 'without limits'"
+tg_log "  ${LABEL[tglim]}: the limits of $LIMIT_ROLE (pgbench's role) admitted the 500 warm-up orders; none refused"
+PSQL_USER=$LIMIT_ROLE psql_db -c "INSERT INTO orders_tglim (symbol, side, quantity, price) VALUES ('BTCUSDT', 'BUY', 0.01, 60000.01)"
+err=$(PSQL_USER=$LIMIT_ROLE psql_db -c "\\set VERBOSITY verbose" -c "INSERT INTO orders_tglim (symbol, side, quantity, price) VALUES ('ETHUSDT', 'SELL', 1, NULL)" 2>&1) &&
+	tg_die "variant '${LABEL[tglim]}' ACCEPTED a market order (its notional limits cannot check it)"
+grep -q 'TG106' <<<"$err" || { printf '%s\n' "$err" >&2; tg_die "a market order of $LIMIT_ROLE was refused, but not with TG106"; }
+tg_log "  ${LABEL[tglim]}: rejects a market order (notional limits): $(grep -m 1 ERROR <<<"$err")"
 
 
 
@@ -494,27 +542,51 @@ PM_PID=$(head -n 1 "$PGDATA/postmaster.pid")
 # Instructions executed by the backend of one pgbench run of variant $1 with
 # $2 transactions.  Callgrind writes a backend's file when it exits; pgbench
 # also opens a short set-up connection, so the busiest new backend is the
-# one that ran the transactions.
+# one that ran the transactions.  Its file is kept as $CG_DIR/keep.$1.$2
+# (the last round's, for the breakdown of the trigger's cost below).
+#
+# Under valgrind a backend takes a while to exit (it writes its file), so
+# one may still be exiting when the next run starts: a count of children
+# taken before a run would then include it, and the run would be taken as
+# done as soon as that one went, while its own backend was still exiting
+# (and the earlier backend's file taken for this run's).  So the children
+# present before the run are listed, the run is done when every child not
+# in that list has gone, and only the files of pids not in it count.  The
+# files are named by pid, and pids are reused (pid_max may be 32768 on a
+# busy machine): the files of earlier runs are removed first.
 cg_run() {
-	local v=$1 n=$2 before new n0
-	before=$(find "$CG_DIR" -name 'cg.*' | sort)
-	n0=$(pm_children)
+	local v=$1 n=$2 before new f pid i
+	find "$CG_DIR" -maxdepth 1 -name 'cg.*' -delete
+	before=" $(pm_child_pids "$PM_PID" | tr '\n' ' ') "
 	tg_as_runner "$BIN/pgbench" -n -M simple -c 1 -t "$n" --random-seed=1 \
-		-f "$BDIR/insert_$v.sql" -h "$BDIR" -p "$PORT" -U postgres "$DB" >/dev/null 2>&1 ||
+		-f "$BDIR/insert_$v.sql" -h "$BDIR" -p "$PORT" -U "${PGB_USER[$v]:-postgres}" "$DB" >/dev/null 2>&1 ||
 		tg_die "pgbench under callgrind failed for variant '${LABEL[$v]}'"
 	# a reaped backend has written its file completely
-	wait_reaped "$n0"
-	new=$(comm -13 <(echo "$before") <(find "$CG_DIR" -name 'cg.*' | sort))
+	for i in $(seq 1 1200); do
+		new=0
+		for pid in $(pm_child_pids "$PM_PID"); do
+			[[ $before == *" $pid "* ]] || new=1
+		done
+		[ "$new" -eq 0 ] && break
+		[ "$i" -lt 1200 ] || tg_die "the backends of the pgbench run under callgrind did not exit"
+		sleep 0.05
+	done
+	new=""
+	for f in "$CG_DIR"/cg.*; do
+		[ -f "$f" ] || continue
+		[[ $before == *" ${f##*.} "* ]] || new="$new $f"
+	done
 	[ -n "$new" ] || tg_die "no callgrind output for the pgbench backend of variant '${LABEL[$v]}'"
 	# shellcheck disable=SC2086
-	awk '/^totals:/ { print $2 }' $new | sort -n | tail -n 1
+	read -r total file < <(awk '/^totals:/ { print $2, FILENAME }' $new | sort -n | tail -n 1)
+	cp "$file" "$CG_DIR/keep.$v.$n"
+	echo "$total"
 }
-CG_SMALL=${CG_SMALL:-200}
-CG_LARGE=${CG_LARGE:-1200}
-cg_run plain "$CG_SMALL" >/dev/null	# warm up; also collects the files of earlier sessions
+cg_run plain "$CG_SMALL" >/dev/null	# warm up
+read -r LIM_ADMITTED_D0 _ < <(limit_admitted)
 declare -A CG_RUNS=()
 for r in $(seq 1 3); do
-	for v in $(rotated "$r" "${VARIANTS[@]}"); do
+	for v in $(rotated "$r" "${CG_VARIANTS[@]}"); do
 		small=$(cg_run "$v" "$CG_SMALL")
 		large=$(cg_run "$v" "$CG_LARGE")
 		per=$(awk -v a="$large" -v b="$small" -v n=$((CG_LARGE - CG_SMALL)) 'BEGIN { printf "%.0f", (a - b) / n }')
@@ -522,8 +594,75 @@ for r in $(seq 1 3); do
 		tg_log "  round $r/3 ${LABEL[$v]}: $per instructions per transaction"
 	done
 done
+# every transaction of the limits variant went through its limits
+read -r n _ < <(limit_admitted)
+[ $((n - LIM_ADMITTED_D0)) -eq $((3 * (CG_SMALL + CG_LARGE))) ] ||
+	tg_die "the limits of $LIMIT_ROLE admitted $((n - LIM_ADMITTED_D0)) orders under callgrind, expected $((3 * (CG_SMALL + CG_LARGE)))"
+LIM_REFUSED=$(psql_db -c "SELECT sum(refused) FILTER (WHERE limit_name <> 'max_order_notional') FROM trading_guard.limit_usage WHERE role = '$LIMIT_ROLE'::regrole")
+[ "$LIM_REFUSED" -eq 0 ] || tg_die "the limits of $LIMIT_ROLE refused $LIM_REFUSED orders"
 tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 300 stop >/dev/null
 wait "$CG_SERVER" 2>/dev/null || true
+
+if [ -n "${CG_KEEP:-}" ]; then
+	mkdir -p "$CG_KEEP"
+	cp "$CG_DIR"/keep.* "$CG_KEEP"/
+	tg_log "callgrind files of the last round copied to $CG_KEEP"
+fi
+
+# Where the trigger's instructions go, per transaction: what a function and
+# each of its callees cost (inclusive, from that function's calls only:
+# callgrind_annotate --tree=calling) in the last round's CG_LARGE run minus
+# its CG_SMALL run, over the difference of the transactions, so that the
+# first order's cache loads are left out, as in the totals.
+# "name<TAB>Ir" for function $2 in callgrind file $1: "(total)", its
+# callees, and "(self)" (total minus the callees).  Code inlined from
+# headers is listed as a function of its own (e.g. string_fortified.h:fn):
+# every entry of the name counts.  callgrind_annotate runs in / because it
+# lists a function once more under a relative file name when it can find
+# the source from where it runs.
+cg_callees() {
+	(cd / && callgrind_annotate --inclusive=yes --tree=calling --threshold=100 --auto=no "$1" 2>/dev/null) | awk -v fn="$2" '
+		function name(line) {
+			sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +[*>] +/, "", line)
+			sub(/ \[[^]]*\]$/, "", line)
+			sub(/ \([0-9,]+x\)$/, "", line)
+			sub(/^.*:/, "", line)
+			return line
+		}
+		/^ *[0-9][0-9,]* +\( *[0-9.]+%\) +\* / { ir = $1; gsub(",", "", ir); inblock = (name($0) == fn); if (inblock) { total += ir }; next }
+		/^ *[0-9][0-9,]* +\( *[0-9.]+%\) +> / { if (inblock) { ir = $1; gsub(",", "", ir); c[name($0)] += ir; sum += ir }; next }
+		/^ *[0-9][0-9,]* +\( *[0-9.]+%\) +< / { next }
+		/^$/ { inblock = 0 }
+		END {
+			printf "(total)\t%d\n", total
+			for (k in c) printf "%s\t%d\n", k, c[k]
+			printf "(self)\t%d\n", total - sum
+		}'
+}
+# "name<TAB>instructions per transaction" of function $2 in variant $1's
+# runs, largest first (absent in one run: 0 there)
+cg_callees_per_txn() {
+	join -t "$(printf '\t')" -a 1 -a 2 -e 0 -o 0,1.2,2.2 \
+		<(cg_callees "$CG_DIR/keep.$1.$CG_LARGE" "$2" | sort -t "$(printf '\t')" -k 1,1) \
+		<(cg_callees "$CG_DIR/keep.$1.$CG_SMALL" "$2" | sort -t "$(printf '\t')" -k 1,1) |
+		awk -F '\t' -v n=$((CG_LARGE - CG_SMALL)) '{ printf "%s\t%.0f\n", $1, ($2 - $3) / n }' | sort -t "$(printf '\t')" -k 2,2nr
+}
+declare -A CG_TREE=() CG_FIRST=()
+if command -v callgrind_annotate >/dev/null; then
+	for v in tg tglim; do
+		CG_TREE[$v.trigger]=$(cg_callees_per_txn "$v" tg_protect_orders_trigger)
+	done
+	CG_TREE[tglim.limits]=$(cg_callees_per_txn tglim tg_limits_check_order)
+	CG_TREE[tglim.halts]=$(cg_callees_per_txn tglim tg_halt_check_order)
+	# once per session: the first order's cost beyond a later one's (the
+	# caches of trading_halts and order_limits are read then)
+	for v in tg tglim; do
+		for fn in tg_halt_check_order tg_limits_check_order; do
+			CG_FIRST[$v.$fn]=$(awk -F '\t' -v n="$CG_SMALL" -v per="$(cg_callees_per_txn "$v" "$fn" | awk -F '\t' '$1 == "(total)" { print $2 }')" \
+				'$1 == "(total)" { printf "%.0f", $2 - n * per }' <(cg_callees "$CG_DIR/keep.$v.$CG_SMALL" "$fn"))
+		done
+	done
+fi
 tg_as_runner "$BIN/pg_ctl" -D "$PGDATA" -l "$BDIR/server.log" -w -t 120 start >/dev/null ||
 	tg_die "server did not restart"
 
@@ -560,6 +699,17 @@ for i in "${!_plain[@]}"; do
 	_paired+=("$(awk -v a="${_tg[$i]}" -v b="${_plain[$i]}" 'BEGIN { printf "%.3f", a / b }')")
 done
 tg_paired=$(printf '%.3f' "$(median "${_paired[@]}")")
+# part D: protect_orders with limits vs without
+# shellcheck disable=SC2086
+lim_ratio=$(ratio "$(median ${CG_RUNS[tglim]})" "$(median ${CG_RUNS[tg]})")
+# shellcheck disable=SC2086
+lim_extra=$(awk -v a="$(median ${CG_RUNS[tglim]})" -v b="$(median ${CG_RUNS[tg]})" 'BEGIN { print a - b }')
+lim_ok=$(awk -v r="$lim_ratio" 'BEGIN { print (r <= 1.03) ? "PASS" : "MISS" }')
+read -ra _t <<<"${CG_RUNS[tg]}"
+read -ra _l <<<"${CG_RUNS[tglim]}"
+_paired=()
+for i in "${!_t[@]}"; do _paired+=("$(ratio "${_l[$i]}" "${_t[$i]}")"); done
+lim_paired=$(printf '%.3f' "$(median "${_paired[@]}")")
 if awk -v t="$TG_MED" 'BEGIN { exit !(t > 0) }'; then
 	speedup=$(awk -v a="$REGEX_MED" -v b="$TG_MED" 'BEGIN { printf "%.1f", a / b }')
 	speedup_ok=$(awk -v s="$speedup" 'BEGIN { print (s >= 8) ? "PASS" : "MISS" }')
@@ -613,23 +763,56 @@ fi
 		printf '| %s | %.0f | %s | %s |\n' "${LABEL[$v]}" "$bm" "$(join_runs "${BULK_RUNS[$v]}")" "$extra"
 	done
 	echo
-	echo "Instructions per one-order transaction (callgrind, one pgbench client, $CG_LARGE minus $CG_SMALL transactions, 3 rotated rounds; machine load does not change these)"
+	echo "Instructions per one-order transaction (callgrind, one pgbench client, $CG_LARGE minus $CG_SMALL transactions, 3 rotated rounds; machine load does not change these)." \
+		"\"${LABEL[tglim]}\": the trigger on its own table, pgbench connected as $LIMIT_ROLE (a superuser, like postgres), which has the order limit \`$LIMIT_ARGS\`: never reached here, so every order is checked against and counted in all four limits (limit_usage: $((3 * (CG_SMALL + CG_LARGE))) orders admitted under callgrind, none refused). In \"${LABEL[tg]}\" pgbench's role (postgres) has no limit; the server has that one limit row all along."
 	echo
-	echo "| variant | median instructions/txn | runs | ratio vs no check | extra instructions/txn |"
-	echo "|---|---:|---|---:|---:|"
-	for v in "${VARIANTS[@]}"; do
+	echo "| variant | median instructions/txn | runs | ratio vs no check | extra instructions/txn | ratio vs protect_orders without limits |"
+	echo "|---|---:|---|---:|---:|---:|"
+	# shellcheck disable=SC2086
+	ib=$(median ${CG_RUNS[plain]})
+	# shellcheck disable=SC2086
+	it=$(median ${CG_RUNS[tg]})
+	for v in "${CG_VARIANTS[@]}"; do
 		# shellcheck disable=SC2086
 		im=$(median ${CG_RUNS[$v]})
-		# shellcheck disable=SC2086
-		ib=$(median ${CG_RUNS[plain]})
-		printf '| %s | %.0f | %s | %s× | %+.0f |\n' "${LABEL[$v]}" "$im" "$(join_runs "${CG_RUNS[$v]}")" \
-			"$(awk -v a="$im" -v b="$ib" 'BEGIN { printf "%.3f", a / b }')" "$(awk -v a="$im" -v b="$ib" 'BEGIN { print a - b }')"
+		printf '| %s | %.0f | %s | %s× | %+.0f | %s× |\n' "${LABEL[$v]}" "$im" "$(join_runs "${CG_RUNS[$v]}")" \
+			"$(ratio "$im" "$ib")" "$(awk -v a="$im" -v b="$ib" 'BEGIN { print a - b }')" "$(ratio "$im" "$it")"
 	done
+	echo
+	echo "Limits: ${LABEL[tglim]} ÷ ${LABEL[tg]} = **${lim_ratio}×** (median of per-round ratios: ${lim_paired}×; $(printf '%+.0f' "$lim_extra") instructions per transaction); target ≤ 1.03×: **$lim_ok**"
+	if [ ${#CG_TREE[@]} -gt 0 ]; then
+		# per transaction instructions of name $2 in tree $1 (0 if absent)
+		tree_ir() { awk -F '\t' -v k="$2" '$1 == k { x = $2 } END { print x + 0 }' <<<"${CG_TREE[$1]}"; }
+		echo
+		echo "Where the trigger's instructions go: instructions per transaction of tg_protect_orders_trigger and of what it calls (inclusive, from the trigger's calls only: \`callgrind_annotate --inclusive=yes --tree=calling\`), last round's $CG_LARGE-transaction run minus its $CG_SMALL-transaction run over the $((CG_LARGE - CG_SMALL)) transactions in between, so the first order's cache loads are not in it; functions below 10 instructions per transaction in both variants left out"
+		echo
+		echo "| function (called by the trigger) | ${LABEL[tg]} | ${LABEL[tglim]} | difference |"
+		echo "|---|---:|---:|---:|"
+		while read -r fn; do
+			a=$(tree_ir tg.trigger "$fn") b=$(tree_ir tglim.trigger "$fn")
+			[ "${a#-}" -ge 10 ] || [ "${b#-}" -ge 10 ] || continue
+			printf '| %s | %s | %s | %+d |\n' "$fn" "$a" "$b" "$((b - a))"
+		done < <(printf '%s\n%s\n' "${CG_TREE[tglim.trigger]}" "${CG_TREE[tg.trigger]}" | cut -f 1 | awk 'NF && !seen[$0]++')
+		echo
+		echo "Inside tg_limits_check_order (${LABEL[tglim]}), per transaction, the same way; \"(self)\": its own instructions and the code the compiler inlined into it (window_add, key_init, order_row_applies, ...)"
+		echo
+		echo "| function (called by tg_limits_check_order) | instructions/txn |"
+		echo "|---|---:|"
+		while IFS=$'\t' read -r fn x; do
+			[ -n "$fn" ] || continue
+			printf '| %s | %s |\n' "$fn" "$x"
+		done <<<"${CG_TREE[tglim.limits]}"
+		echo
+		echo "Inside tg_halt_check_order (${LABEL[tglim]}, no halt in force), per transaction: $(tr '\t\n' '=,' <<<"${CG_TREE[tglim.halts]}" | sed 's/,$//; s/,/, /g').  "
+		echo "(The trigger's line for tg_limits_check_order leaves out the code callgrind shows apart as inlined from a header, string_fortified.h, which the table of tg_limits_check_order counts in its total and self.)  "
+		echo "Once per session, on its first order (the caches of trading_halts and order_limits read through SPI; the first order's instructions in these functions beyond a later order's): tg_halt_check_order ${CG_FIRST[tg.tg_halt_check_order]} / ${CG_FIRST[tglim.tg_halt_check_order]}, tg_limits_check_order ${CG_FIRST[tg.tg_limits_check_order]} / ${CG_FIRST[tglim.tg_limits_check_order]} instructions (${LABEL[tg]} / ${LABEL[tglim]}); not in the per-transaction figures above."
+	fi
 	echo
 	echo "| target | measured | result |"
 	echo "|---|---:|---|"
 	echo "| protect_orders ≥ 0.97× no-check TPS | ${tg_ratio}× (median of per-round ratios: ${tg_paired}×) | $tg_ok |"
 	echo "| is_valid_symbol ≥ 8× faster than the regex | $speedup_txt | $speedup_ok |"
+	echo "| protect_orders + limits (4 limits, none reached) ≤ 1.03× the instructions per transaction of protect_orders without limits | ${lim_ratio}× (median of per-round ratios: ${lim_paired}×) | $lim_ok |"
 	# shellcheck disable=SC2086
 	echo "| (for reference) protect_orders instructions per transaction vs no check | $(awk -v a="$(median ${CG_RUNS[tg]})" -v b="$(median ${CG_RUNS[plain]})" 'BEGIN { printf "%.3f", a / b }')× | — |"
 	echo

@@ -25,6 +25,14 @@
 #   - the same reveal with log_min_messages = fatal, which drops the server
 #     log line (LOG outranks WARNING and ERROR for the server log, so
 #     "warning" would not): reveal minus this = the log line's cost.
+#   - (section "signing limit") sign_request on a second credential that
+#     has a signing limit (set_sign_limit, 100000000 requests per second
+#     and 2000000000 per minute: never reached, so every call is checked
+#     and counted in both windows), against sign_request on the first
+#     credential, which has none: LIM_ROUNDS rounds, each one session
+#     running LIM_REPS times the payload loop and the two (A/B, then B/A),
+#     LIM_ROWS rows each, best time of each per round, median of the
+#     rounds; target: <= 2 µs per call with the limit.
 # per call µs = (time - time of the same loop without the function) / ROWS:
 # the empty loop count(g), or for the two signing variants the loop that
 # builds the payload, each measured in the same round.  The secret the vault
@@ -70,6 +78,9 @@
 #   PROFILE=auto        auto: callgrind profile if a target is missed; 1: always;
 #                       0: never
 #   CG_ROWS=2000        calls of each profiled statement
+#   LIM_ROUNDS=7        rounds (sessions) of the signing-limit A/B (>= 3)
+#   LIM_REPS=5          timings of each statement per round (best kept)
+#   LIM_ROWS=20000      rows (calls) of each of its timed statements
 #   BENCH_SKIP_BUILD=1  do not build/install the extension first
 # The default run takes under a minute (most of it pgp_sym_*; the profile
 # adds about 15 s).
@@ -92,10 +103,13 @@ PGP_S2K_COUNT=${PGP_S2K_COUNT:-default}
 KEY_SOURCE=${KEY_SOURCE:-file}
 PROFILE=${PROFILE:-auto}
 CG_ROWS=${CG_ROWS:-2000}
+LIM_ROUNDS=${LIM_ROUNDS:-7}
+LIM_REPS=${LIM_REPS:-5}
+LIM_ROWS=${LIM_ROWS:-20000}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 
-positive_ints ROWS ROUNDS WARM CG_ROWS
-min_rounds ROUNDS
+positive_ints ROWS ROUNDS WARM CG_ROWS LIM_ROUNDS LIM_REPS LIM_ROWS
+min_rounds ROUNDS LIM_ROUNDS
 if [ "$PGP_S2K_COUNT" != default ]; then
 	if ! [[ $PGP_S2K_COUNT =~ ^[1-9][0-9]*$ ]] || [ "$PGP_S2K_COUNT" -lt 1024 ] || [ "$PGP_S2K_COUNT" -gt 65011712 ]; then
 		tg_die "PGP_S2K_COUNT must be 'default' or an integer from 1024 to 65011712 (got '$PGP_S2K_COUNT')"
@@ -107,7 +121,7 @@ fi
 
 T_START=$(date +%s)
 LOAD_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
-CMD="ROWS=$ROWS ROUNDS=$ROUNDS WARM=$WARM PGP_S2K_COUNT=$PGP_S2K_COUNT KEY_SOURCE=$KEY_SOURCE PROFILE=$PROFILE CG_ROWS=$CG_ROWS BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/vault.sh"
+CMD="ROWS=$ROWS ROUNDS=$ROUNDS WARM=$WARM PGP_S2K_COUNT=$PGP_S2K_COUNT KEY_SOURCE=$KEY_SOURCE PROFILE=$PROFILE CG_ROWS=$CG_ROWS LIM_ROUNDS=$LIM_ROUNDS LIM_REPS=$LIM_REPS LIM_ROWS=$LIM_ROWS BENCH_SKIP_BUILD=$BENCH_SKIP_BUILD test/bench/vault.sh"
 
 # ---------------------------------------------------------------------------
 # build, install
@@ -208,7 +222,9 @@ start_server() {
 		tg_die "the server did not start"
 	PM_PID=$(head -n 1 "$DATA/postmaster.pid")
 }
-stop_server() {
+# (not named stop_server: that is common.sh's, which the cleanup trap uses
+# and which does nothing when the server is down, as after the profile)
+stop_bench_server() {
 	tg_as_runner "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 300 stop >/dev/null ||
 		tg_die "the server did not stop"
 }
@@ -240,6 +256,9 @@ RLS=$(psql_b -c "SELECT current_setting('trading_guard.reject_literal_secrets', 
 # ---------------------------------------------------------------------------
 EXCHANGE=binance
 LABEL_CRED=bench
+# a second credential, with a signing limit that is never reached
+LABEL_LIM=bench_limited
+SIGN_LIMIT_ARGS="requests_per_second => 100000000, requests_per_minute => 2000000000"
 PASSPHRASE=$(openssl rand -hex 16)	# pgcrypto's "text key" (in SQL by design)
 CBC_KEY=$(openssl rand -hex 32)		# AES-256-CBC key and IV (in SQL by design)
 CBC_IV=$(openssl rand -hex 16)
@@ -257,12 +276,15 @@ else
 fi
 PAYLOAD="'symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01000000&price=60000.00&recvWindow=5000&timestamp=' || (1700000000000 + g)"
 
-tg_log "storing one credential (secret: 64 random hex characters made by the server) and pgcrypto's ciphertexts"
+tg_log "storing two credentials (secrets: 64 random hex characters made by the server), a signing limit on the second, and pgcrypto's ciphertexts"
 # The vault's secret is made inside the statement and goes only into
 # store_credential(); pgcrypto gets a different random string.
 psql_b >/dev/null <<EOF
 SELECT trading_guard.store_credential('$EXCHANGE', '$LABEL_CRED',
 	'bench' || encode(gen_random_bytes(30), 'hex'), encode(gen_random_bytes(32), 'hex'));
+SELECT trading_guard.store_credential('$EXCHANGE', '$LABEL_LIM',
+	'bench' || encode(gen_random_bytes(30), 'hex'), encode(gen_random_bytes(32), 'hex'));
+SELECT trading_guard.set_sign_limit('$EXCHANGE', '$LABEL_LIM', $SIGN_LIMIT_ARGS);
 CREATE TABLE bench_sample (sample text NOT NULL, cbc bytea NOT NULL);
 INSERT INTO bench_sample
 SELECT s, encrypt_iv(convert_to(s, 'UTF8'), '\\x$CBC_KEY'::bytea, '\\x$CBC_IV'::bytea, 'aes-cbc')
@@ -304,9 +326,14 @@ SELECT length(r) = 64,
        trading_guard.sign_request('$EXCHANGE', '$LABEL_CRED', p) <> trading_guard.sign_request('$EXCHANGE', '$LABEL_CRED', p || '1')
   FROM (SELECT trading_guard.reveal_credential('$EXCHANGE', '$LABEL_CRED') AS r,
                (SELECT $PAYLOAD FROM (SELECT 42 AS g) x) AS p) y;
+SELECT length(r) = 64,
+       trading_guard.sign_request('$EXCHANGE', '$LABEL_LIM', p) = encode(hmac(p, r, 'sha256'), 'hex'),
+       trading_guard.sign_request('$EXCHANGE', '$LABEL_LIM', p) <> trading_guard.sign_request('$EXCHANGE', '$LABEL_CRED', p)
+  FROM (SELECT trading_guard.reveal_credential('$EXCHANGE', '$LABEL_LIM') AS r,
+               (SELECT $PAYLOAD FROM (SELECT 42 AS g) x) AS p) y;
 EOF
 )
-[ "$(tr '\n' ' ' <<<"$checks")" = "t t t t t t " ] ||
+[ "$(tr '\n' ' ' <<<"$checks")" = "t t t t t t t t t " ] ||
 	{ printf '%s\n' "$checks" >&2; tg_die "a decryption or signature check failed (see above)"; }
 
 PAYLOAD_LEN=$(psql_b -c "SELECT octet_length($PAYLOAD) FROM (SELECT 1 AS g) x")
@@ -324,12 +351,13 @@ declare -A LABEL=(
 	[cbc_enc]="pgcrypto encrypt_iv AES-256-CBC, key+IV in SQL (reference)"
 	[hmac]="pgcrypto hmac() SHA-256, key in SQL (reference: the client holds the secret)"
 	[sign]="trading_guard.sign_request (decrypt + HMAC-SHA256)"
+	[sign_lim]="trading_guard.sign_request, credential with a signing limit"
 	[reveal]="trading_guard.reveal_credential (decrypt + audit row + log line)"
 	[reveal_nolog]="reveal_credential, log line dropped (log_min_messages = fatal)"
 )
 # the loop each variant's time is taken from
 declare -A SUB=([pgp_dec]=base [pgp_enc]=base [cbc_dec]=base [cbc_enc]=base [hmac]=payload
-	[sign]=payload [reveal]=base [reveal_nolog]=base)
+	[sign]=payload [sign_lim]=payload [reveal]=base [reveal_nolog]=base)
 
 # The statement of variant $1 over $2 rows.  pgcrypto's functions are
 # IMMUTABLE: their ciphertext and plaintext come from an InitPlan (a Param,
@@ -345,6 +373,7 @@ stmt() {
 	cbc_enc) f="encrypt_iv((SELECT convert_to(sample, 'UTF8') FROM bench_sample), '\\x$CBC_KEY'::bytea, '\\x$CBC_IV'::bytea, 'aes-cbc')" ;;
 	hmac) f="hmac($PAYLOAD, '$HMAC_KEY', 'sha256')" ;;
 	sign) f="trading_guard.sign_request('$EXCHANGE', '$LABEL_CRED', $PAYLOAD)" ;;
+	sign_lim) f="trading_guard.sign_request('$EXCHANGE', '$LABEL_LIM', $PAYLOAD)" ;;
 	reveal | reveal_nolog) f="trading_guard.reveal_credential('$EXCHANGE', '$LABEL_CRED')" ;;
 	*) tg_die "unknown variant $v" ;;
 	esac
@@ -415,7 +444,74 @@ for r in $(seq 1 "$ROUNDS"); do
 		tg_log "  round $r/$ROUNDS ${LABEL[$v]}: $RUN_MS ms"
 	done
 done
+
+# ---------------------------------------------------------------------------
+# signing limit: sign_request with and without a limit on the credential
+# ---------------------------------------------------------------------------
+# Signatures of the limited credential its limits have admitted (both of
+# its windows count each one); and how many limit rows it has.
+sign_admitted() {
+	psql_b -F ' ' -c "SELECT coalesce(max(admitted), 0), count(*), coalesce(sum(refused), 0) FROM trading_guard.limit_usage
+		WHERE subject_kind = 'sign' AND exchange = '$EXCHANGE' AND label = '$LABEL_LIM'"
+}
+read -r _ n_lim _ < <(sign_admitted)
+[ "$n_lim" -eq 2 ] || tg_die "limit_usage shows $n_lim limits of $EXCHANGE/$LABEL_LIM, expected 2"
+n_lim=$(psql_b -c "SELECT count(*) FROM trading_guard.limit_usage WHERE label = '$LABEL_CRED'")
+[ "$n_lim" -eq 0 ] || tg_die "limit_usage shows limits of $EXCHANGE/$LABEL_CRED, which should have none"
+# One psql session per round: a warm-up of WARM rows of each of P (the
+# payload loop), A (sign_request on the credential without a limit) and B
+# (with one), then LIM_REPS times the three timed statements, A before B in
+# odd repetitions and B before A in even ones (P A B, P B A, ...; the
+# other way round in even rounds).  The same session for A and B: the same
+# backend, caches and memory layout; the machine's other load comes and
+# goes within seconds (runs of the same statement are seen to jump
+# between two speeds ~50 % apart), so each round keeps each statement's
+# best time (load only ever adds time) and the report gives the median of
+# the rounds.
+declare -A LMS=()
+tg_log "signing limit: $LIM_ROUNDS rounds (one session each) x $LIM_REPS x (payload loop, sign_request without and with a limit, A/B alternating) x $LIM_ROWS rows"
+for r in $(seq 1 "$LIM_ROUNDS"); do
+	read -r adm0 _ < <(sign_admitted)
+	order=()
+	for k in $(seq 1 "$LIM_REPS"); do
+		if [ $(((r + k) % 2)) -eq 0 ]; then order+=(payload sign sign_lim); else order+=(payload sign_lim sign); fi
+	done
+	out=$({
+		for v in payload sign sign_lim; do echo "$(stmt "$v" "$WARM");"; done
+		for v in "${order[@]}"; do echo "EXPLAIN (ANALYZE, TIMING OFF) $(stmt "$v" "$LIM_ROWS");"; done
+	} | psql_b 2>&1) || { printf '%s\n' "$out" >&2; tg_die "the signing-limit round $r failed"; }
+	mapfile -t ms < <(sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p' <<<"$out")
+	[ "${#ms[@]}" -eq "${#order[@]}" ] || { printf '%s\n' "$out" >&2; tg_die "signing-limit round $r: ${#ms[@]} execution times, expected ${#order[@]}"; }
+	declare -A best=()
+	for k in "${!order[@]}"; do
+		v=${order[$k]}
+		if [ -z "${best[$v]:-}" ] || awk -v a="${ms[$k]}" -v b="${best[$v]}" 'BEGIN { exit !(a < b) }'; then best[$v]=${ms[$k]}; fi
+	done
+	for v in payload sign sign_lim; do LMS[$v.$r]=${best[$v]}; done
+	unset best
+	read -r adm1 _ ref < <(sign_admitted)
+	[ $((adm1 - adm0)) -eq $((WARM + LIM_REPS * LIM_ROWS)) ] ||
+		tg_die "the limits of $EXCHANGE/$LABEL_LIM admitted $((adm1 - adm0)) of the round's $((WARM + LIM_REPS * LIM_ROWS)) signatures"
+	[ "$ref" -eq 0 ] || tg_die "the limits of $EXCHANGE/$LABEL_LIM refused $ref signatures"
+	tg_log "  round $r/$LIM_ROUNDS (best of $LIM_REPS): payload loop ${LMS[payload.$r]} ms, A (no limit) ${LMS[sign.$r]} ms, B (limit) ${LMS[sign_lim.$r]} ms; all: $(join_runs "${ms[*]}")"
+done
+read -r LIM_ADMITTED _ < <(sign_admitted)
 LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
+# µs per call of sign and sign_lim per round, their ratio and difference
+declare -A LPC=()
+for r in $(seq 1 "$LIM_ROUNDS"); do
+	for v in sign sign_lim; do
+		LPC[$v]="${LPC[$v]:-} $(awk -v a="${LMS[$v.$r]}" -v b="${LMS[payload.$r]}" -v n="$LIM_ROWS" 'BEGIN { printf "%.3f", (a - b) * 1000 / n }')"
+	done
+	LPC[ratio]="${LPC[ratio]:-} $(awk -v a="${LMS[sign_lim.$r]}" -v b="${LMS[sign.$r]}" -v p="${LMS[payload.$r]}" 'BEGIN { printf "%.3f", (a - p) / (b - p) }')"
+	LPC[diff]="${LPC[diff]:-} $(awk -v a="${LMS[sign_lim.$r]}" -v b="${LMS[sign.$r]}" -v n="$LIM_ROWS" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')"
+	LPC[payload]="${LPC[payload]:-} $(awk -v a="${LMS[payload.$r]}" -v n="$LIM_ROWS" 'BEGIN { printf "%.1f", a * 1e6 / n }')"
+done
+declare -A LMED=()
+for k in sign sign_lim ratio diff payload; do
+	# shellcheck disable=SC2086
+	LMED[$k]=$(median ${LPC[$k]})
+done
 
 # µs per call of variant $1 in round $2 (its loop's time taken away)
 per_call() {
@@ -465,12 +561,14 @@ paired_faster() {
 }
 
 SIGN_OK=$(awk -v x="${MED[sign]}" 'BEGIN { print (x <= 2) ? "PASS" : "MISS" }')
+SIGN_LIM_OK=$(awk -v x="${LMED[sign_lim]}" 'BEGIN { print (x <= 2) ? "PASS" : "MISS" }')
+SIGN_LIM_RATIO=$(ratio "${LMED[sign_lim]}" "${LMED[sign]}")
 SIGN_X=$(awk -v p="${MED[pgp_dec]}" -v x="${MED[sign]}" 'BEGIN { printf "%.1f", p / x }')
 SIGN_X_OK=$(awk -v r="$SIGN_X" 'BEGIN { print (r >= 70) ? "PASS" : "MISS" }')
 REVEAL_X=$(awk -v p="${MED[pgp_dec]}" -v x="${MED[reveal]}" 'BEGIN { printf "%.1f", p / x }')
 REVEAL_X_OK=$(awk -v r="$REVEAL_X" 'BEGIN { print (r >= 10) ? "PASS" : "MISS" }')
 ANY_MISS=0
-for t in "$SIGN_OK" "$SIGN_X_OK" "$REVEAL_X_OK"; do [ "$t" = MISS ] && ANY_MISS=1; done
+for t in "$SIGN_OK" "$SIGN_X_OK" "$REVEAL_X_OK" "$SIGN_LIM_OK"; do [ "$t" = MISS ] && ANY_MISS=1; done
 
 PG_VERSION=$(psql_b -c "SHOW server_version")
 N_AUDIT=$(audit_rows)
@@ -488,7 +586,7 @@ if [ "$DO_PROFILE" = 1 ]; then
 	CG_DIR=$BDIR/callgrind
 	tg_as_runner mkdir -p "$CG_DIR"
 	tg_log "profile: stopping the server, callgrind on postgres --single ($CG_ROWS calls per statement)"
-	stop_server
+	stop_bench_server
 	PM_PID=""
 	# Profile variant $1 collecting inside function $2: a warm-up of 10
 	# calls, then CG_ROWS calls, one dump after each statement (PortalRun);
@@ -515,11 +613,11 @@ if [ "$DO_PROFILE" = 1 ]; then
 		CG_ROOT[$v]=$fn
 	}
 	cg_total() { awk '/^totals:/ { print $2 }' "$1"; }
-	for v in sign reveal; do
+	for v in sign sign_lim reveal; do
 		cg_profile "$v" fmgr_security_definer
 		if [ "$(cg_total "${CG_FILE[$v]}")" -eq 0 ]; then
 			# not SECURITY DEFINER any more: collect inside the C function
-			case $v in sign) fn=tg_sign_request ;; reveal) fn=tg_reveal_credential ;; esac
+			case $v in sign | sign_lim) fn=tg_sign_request ;; reveal) fn=tg_reveal_credential ;; esac
 			cg_profile "$v" "$fn"
 		fi
 		[ "$(cg_total "${CG_FILE[$v]}")" -gt 0 ] || tg_die "callgrind collected nothing for '${LABEL[$v]}'"
@@ -551,6 +649,24 @@ cg_entries() {
 		END { for (i = 1; i <= k; i++) printf "%s\t%s\t%s\n", order[i], obj_of[order[i]], ir_of[order[i]] }'
 }
 
+# "callee Ir/call, ..." of the callees of function $2 in callgrind file $1,
+# largest first (inclusive, from $2's calls only; --tree=calling)
+cg_callees_of() {
+	(cd / && callgrind_annotate --inclusive=yes --tree=calling --threshold=100 --auto=no "$1" 2>/dev/null) |
+		awk -v fn="$2" -v n="$CG_ROWS" '
+		function name(line) {
+			sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +[*>] +/, "", line)
+			sub(/ \[[^]]*\]$/, "", line)
+			sub(/ \([0-9,]+x\)$/, "", line)
+			sub(/^.*:/, "", line)
+			return line
+		}
+		/^ *[0-9][0-9,]* +\( *[0-9.]+%\) +\* / { inblock = (name($0) == fn); next }
+		/^ *[0-9][0-9,]* +\( *[0-9.]+%\) +> / { if (inblock) { ir = $1; gsub(",", "", ir); c[name($0)] += ir }; next }
+		/^$/ { inblock = 0 }
+		END { for (k in c) printf "%s %.0f\n", k, c[k] / n }' | sort -k 2,2nr | head -n 6 | sed 's/$/,/' | tr '\n' ' ' | sed 's/, $//'
+}
+
 # ---------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------
@@ -576,7 +692,7 @@ pct_of() { awk -v a="$1" -v t="$2" 'BEGIN { printf "%.1f", a * 100 / t }'; }
 	echo "PostgreSQL $PG_VERSION, trading_guard $EXT_VERSION, pgcrypto $PGCRYPTO_VERSION, $SSL_LIB  "
 	echo "Server: $SERVER_SETTINGS  "
 	echo "Key ring: $KEY_TXT; loaded from $KR_SOURCE.  "
-	echo "Credential: one, $EXCHANGE/$LABEL_CRED, secret 64 random hex characters made by the server (never in SQL text).  "
+	echo "Credential: $EXCHANGE/$LABEL_CRED, secret 64 random hex characters made by the server (never in SQL text); a second one made the same way, $EXCHANGE/$LABEL_LIM, for the signing limit section.  "
 	echo "pgcrypto's PGP: $S2K_TXT; $PGP_CIPHER_NAME, S2K iterated+salted $PGP_HASH_NAME.  "
 	echo "Each variant: \`SELECT count(f(...)) FROM generate_series(1, $ROWS) g\` in one statement, timed by \`EXPLAIN (ANALYZE, TIMING OFF)\` (Execution Time), in its own psql session after a warm-up of $WARM rows; $ROUNDS interleaved rounds, order rotated each round." \
 		"µs per call = (time − time of the loop without the function, same round) / $ROWS; the loop is \`count(g)\` ($(fmt_us "${MED[base]}") ns/row) or, for hmac() and sign_request, \`count(payload || g)\` ($(fmt_us "${MED[payload]}") ns/row)." \
@@ -617,6 +733,28 @@ pct_of() { awk -v a="$1" -v t="$2" 'BEGIN { printf "%.1f", a * 100 / t }'; }
 	printf '| of which the audit row | %s | %s | reveal with log_min_messages = fatal − sign_request |\n' "$(fmt_us "$(median ${SPLIT[row]})")" "$(fmt_runs "${SPLIT[row]}")"
 	echo
 	echo "sign_request does what reveal does but for the recording, plus an HMAC-SHA256 and a hex result instead of the secret's text, so \"reveal − sign_request\" understates the recording by about the HMAC's cost (see the profile for the exact split in instructions). log_min_messages = fatal drops the log line before it is formatted (ereport does nothing when errstart says no); the audit row is still written, as the audit rows per call show."
+	echo
+	echo "#### Signing limit: sign_request with a limit on the credential"
+	echo
+	echo "Credential $EXCHANGE/$LABEL_LIM (stored like $EXCHANGE/$LABEL_CRED, its own random secret) has \`set_sign_limit('$EXCHANGE', '$LABEL_LIM', $SIGN_LIMIT_ARGS)\`: never reached, so every call is checked against both windows and counted in them under the limits' spinlock (limit_usage: $LIM_ADMITTED signatures admitted by the end, none refused; each round checked that its $((WARM + LIM_REPS * LIM_ROWS)) calls were all admitted). $EXCHANGE/$LABEL_CRED has no limit." \
+		"$LIM_ROUNDS rounds, each one psql session: a warm-up of $WARM rows of the payload loop (P), sign_request on $LABEL_CRED (A) and on $LABEL_LIM (B), then $LIM_REPS times P, A, B in the order P A B, P B A, ... (starting with P B A in even rounds), each \`SELECT count(f(...)) FROM generate_series(1, $LIM_ROWS) g\` timed as above; each round keeps the best time of each statement; µs per call = (best time − the round's best payload loop) / $LIM_ROWS (the payload loop: $(fmt_us "${LMED[payload]}") ns/row). Same session for A and B: same backend, caches and memory layout; best of several because the machine's other load comes and goes within seconds (the same statement is seen to switch between two speeds ~50 % apart)."
+	echo
+	echo "| variant | median µs/call | per-round µs/call |"
+	echo "|---|---:|---|"
+	printf '| A: %s (no limit) | %s | %s |\n' "${LABEL[sign]}" "$(fmt_us "${LMED[sign]}")" "$(fmt_runs "${LPC[sign]}")"
+	printf '| B: %s | %s | %s |\n' "${LABEL[sign_lim]}" "$(fmt_us "${LMED[sign_lim]}")" "$(fmt_runs "${LPC[sign_lim]}")"
+	printf '| B ÷ A | %s× (median of per-round ratios: %s×) | %s |\n' "$SIGN_LIM_RATIO" "$(printf '%.3f' "${LMED[ratio]}")" "$(join_runs "${LPC[ratio]}")"
+	printf '| B − A, ns per call | %s (median of per-round differences) | %s |\n' "$(printf '%.0f' "${LMED[diff]}")" "$(join_runs "${LPC[diff]}")"
+	echo
+	# shellcheck disable=SC2086
+	echo "Run-to-run spread ((max − min) / median): A $(spread ${LPC[sign]}) %, B $(spread ${LPC[sign_lim]}) %."
+	if [ "$DO_PROFILE" = 1 ] && [ -n "${CG_FILE[sign_lim]:-}" ]; then
+		echo
+		lim_total=$(cg_total "${CG_FILE[sign_lim]}")
+		sign_total=$(cg_total "${CG_FILE[sign]}")
+		lim_fn=$(cg_entries "${CG_FILE[sign_lim]}" | awk -F'\t' '$1 == "tg_limits_check_sign" { print $3; found = 1 } END { if (!found) print 0 }')
+		echo "Callgrind (as in the profile below): B $(awk -v t="$lim_total" -v n="$CG_ROWS" 'BEGIN { printf "%.0f", t / n }') instructions per call, A $(awk -v t="$sign_total" -v n="$CG_ROWS" 'BEGIN { printf "%.0f", t / n }') ($(awk -v a="$lim_total" -v b="$sign_total" 'BEGIN { printf "%.3f", a / b }')×); tg_limits_check_sign (inclusive) $(awk -v t="$lim_fn" -v n="$CG_ROWS" 'BEGIN { printf "%.0f", t / n }') per call in B, top functions inside it: $(cg_callees_of "${CG_FILE[sign_lim]}" tg_limits_check_sign)."
+	fi
 	if [ "$DO_PROFILE" = 1 ]; then
 		echo
 		echo "#### Profile (callgrind, instructions, independent of the machine's load)"
@@ -700,6 +838,7 @@ pct_of() { awk -v a="$1" -v t="$2" 'BEGIN { printf "%.1f", a * 100 / t }'; }
 	echo "| target | measured | result |"
 	echo "|---|---:|---|"
 	echo "| sign_request ≤ 2 µs per call | $(fmt_us "${MED[sign]}") µs | $SIGN_OK |"
+	echo "| sign_request with a per-credential limit (2 windows, never reached) ≤ 2 µs per call | $(fmt_us "${LMED[sign_lim]}") µs (without a limit, same rounds: $(fmt_us "${LMED[sign]}") µs; ratio ${SIGN_LIM_RATIO}×, per-round median $(printf '%.3f' "${LMED[ratio]}")×) | $SIGN_LIM_OK |"
 	echo "| sign_request ≥ 70× faster than pgp_sym_decrypt | ${SIGN_X}× (median of per-round ratios: $(paired_faster sign)×) | $SIGN_X_OK |"
 	echo "| reveal_credential, audit row and log line included, ≥ 10× faster than pgp_sym_decrypt | ${REVEAL_X}× (median of per-round ratios: $(paired_faster reveal)×) | $REVEAL_X_OK |"
 	echo
