@@ -37,7 +37,8 @@ OBJS = \
 	src/events.o \
 	src/restore.o \
 	src/halt.o \
-	src/risk_limits.o
+	src/risk_limits.o \
+	src/checklist.o
 
 # The 1.0 script stays as released; newer versions are reached through the
 # upgrade scripts, by CREATE EXTENSION as well as by ALTER EXTENSION UPDATE.

@@ -87,7 +87,7 @@
 static const char *const event_type_names[TG_EV_NUM_TYPES] = {
 	"login", "ban", "unban", "ban_expired", "vault_refused", "vault_reveal",
 	"vault_sign", "key_ring", "config", "purge", "halt", "rate_limit",
-	"revoke_all"
+	"revoke_all", "verify"
 };
 
 static const char *const outcome_names[TG_OUT_NUM] = {
@@ -392,6 +392,23 @@ tg_event_emit_at_commit(const TgEvent *ev)
 		commit_events = lappend(commit_events, copy);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A verification run (verify_audit, verify_security_events) and what it
+ * found: security_checklist() asks when the trail was last verified.
+ */
+void
+tg_event_verify(const char *what, bool ok, int64 rows, const char *problem)
+{
+	TgEvent		ev;
+
+	tg_event_start(&ev, TG_EV_VERIFY, ok ? TG_OUT_INFO : TG_OUT_ERROR);
+	tg_event_set(&ev, role, GetUserNameFromId(GetUserId(), false));
+	tg_event_set(&ev, reason, ok ? "intact" : problem);
+	tg_event_detail(&ev, "function", what);
+	tg_event_detail_int(&ev, "rows_checked", rows);
+	(void) tg_event_emit(&ev);
 }
 
 bool
@@ -812,6 +829,25 @@ drain(int max, bool *no_table)
 
 		first_id = Min(first_id, id);
 		last_id = Max(last_id, id);
+	}
+
+	/* key ids seen for the first time (security_checklist's master key age) */
+	for (int i = 0; i < n; i++)
+	{
+		if (events[i].type != TG_EV_KEY_RING || events[i].key_id[0] == '\0' ||
+			!OidIsValid(get_relname_relid("key_version_history",
+										  get_rel_namespace(relid))))
+			continue;
+		(void) tg_sql("INSERT INTO trading_guard.key_version_history (key_id, version, first_loaded)"
+					  " SELECT r.key_id, pg_catalog.max(r.key_version), pg_catalog.min(r.event_time)"
+					  " FROM pg_catalog.jsonb_to_recordset($1) AS r(event_type text, key_id text,"
+					  "  key_version integer, event_time timestamptz)"
+					  " WHERE r.event_type OPERATOR(pg_catalog.=) 'key_ring'"
+					  "  AND r.key_id IS NOT NULL AND r.key_version IS NOT NULL"
+					  " GROUP BY r.key_id"
+					  " ON CONFLICT (key_id) DO NOTHING",
+					  &args, TG_SQL_AS_OWNER, SPI_OK_INSERT);
+		break;
 	}
 
 	/* the batch record, and the audit row the sealer seals */
@@ -1602,6 +1638,7 @@ tg_verify_security_events(PG_FUNCTION_ARGS)
 	nulls[4] = v.problem == NULL;
 	values[5] = v.detail ? CStringGetTextDatum(v.detail) : (Datum) 0;
 	nulls[5] = v.detail == NULL;
+	tg_event_verify("verify_security_events", v.problem == NULL, v.checked, v.problem);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -35,6 +35,7 @@ typedef enum TgEventType
 								 * signature it refused */
 	TG_EV_RATE_LIMIT,			/* an order or signature a limit refused */
 	TG_EV_REVOKE_ALL,			/* revoke_all_credentials() */
+	TG_EV_VERIFY,				/* a verify_audit() / verify_security_events() run */
 	TG_EV_NUM_TYPES
 } TgEventType;
 
@@ -115,6 +116,7 @@ extern void tg_event_detail_json(TgEvent *ev, const char *object);
 
 extern bool tg_event_emit(const TgEvent *ev);
 extern void tg_event_emit_at_commit(const TgEvent *ev);
+extern void tg_event_verify(const char *what, bool ok, int64 rows, const char *problem);
 
 /* Is a login event with this outcome to be a row?  (log_allowed_logins) */
 extern bool tg_event_login_wanted(TgEventOutcome outcome);

@@ -716,7 +716,16 @@ static void
 keyring_report_changes(const TgKeySlot *before, const TgKeySlot *after, bool had_ring)
 {
 	if (!had_ring)
+	{
+		/*
+		 * The first load: the older versions too (the "loaded" event names
+		 * the newest), so that key_version_history knows every key id.
+		 */
+		for (int i = 0; i < after->nversions - 1; i++)
+			keyring_event(TG_OUT_INFO, "version present", after->versions[i].version,
+						  after->versions[i].key_id, "key ring", NULL);
 		return;
+	}
 	for (int pass = 0; pass < 2; pass++)
 	{
 		const TgKeySlot *a = pass == 0 ? after : before;

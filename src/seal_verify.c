@@ -44,6 +44,7 @@
 #include "audit.h"
 #include "keyring.h"
 #include "run_sql.h"
+#include "events.h"
 #include "seal.h"
 #include "trading_guard.h"
 
@@ -501,6 +502,7 @@ tg_verify_audit(PG_FUNCTION_ARGS)
 	nulls[6] = !prob.found;
 	values[7] = Int64GetDatum(nb > 0 ? b[nb - 1].first_position + b[nb - 1].row_count - 1 : 0);
 	values[8] = Int64GetDatum(unsealed);
+	tg_event_verify("verify_audit", !prob.found, rows_checked, prob.found ? prob.kind : NULL);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
