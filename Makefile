@@ -72,7 +72,8 @@ REGRESS = \
 	vault \
 	incident \
 	hostile \
-	upgrade
+	upgrade \
+	checklist
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale
 
