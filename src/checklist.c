@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,14 +40,20 @@ tg_checklist_openssl(PG_FUNCTION_ARGS)
 static bool
 path_inside(const char *path, const char *dir)
 {
-	char		rpath[MAXPGPATH];
-	char		rdir[MAXPGPATH];
-	size_t		n;
+	/* realpath() with NULL allocates a buffer as long as it needs */
+	char	   *rpath = realpath(path, NULL);
+	char	   *rdir = realpath(dir, NULL);
+	bool		inside = false;
 
-	if (realpath(path, rpath) == NULL || realpath(dir, rdir) == NULL)
-		return false;
-	n = strlen(rdir);
-	return strncmp(rpath, rdir, n) == 0 && (rpath[n] == '/' || rpath[n] == '\0');
+	if (rpath != NULL && rdir != NULL)
+	{
+		size_t		n = strlen(rdir);
+
+		inside = strncmp(rpath, rdir, n) == 0 && (rpath[n] == '/' || rpath[n] == '\0');
+	}
+	free(rpath);
+	free(rdir);
+	return inside;
 }
 
 /*

@@ -10,9 +10,10 @@
 # Under root the server runs as the "postgres" system user (test/lib.sh).
 #
 # THIS IS A THROWAWAY DEMO, NOT A PRODUCTION SETUP: it listens on localhost
-# only, refuses every non-TLS TCP connection in pg_hba.conf, but trusts every
-# local user (no passwords), and its certificate is self-signed, generated at
-# each start and never kept in the repository.
+# only, refuses every non-TLS TCP connection in pg_hba.conf, trusts every
+# local (Unix socket) user, asks TCP clients for a SCRAM password generated at
+# each start (kept in live/pgpass, 0600), and its certificate is self-signed,
+# generated at each start and never kept in the repository.
 
 set -euo pipefail
 
@@ -141,16 +142,23 @@ trading_guard.environment = 'dev'
 # the audit trail of the demo database is sealed, its security events kept there
 trading_guard.seal_databases = 'demo'
 trading_guard.events_database = 'demo'
+# what security_checklist() asks of any server: connections logged, WAL archived
+log_connections = on
+archive_mode = on
+archive_command = 'test ! -f $LIVE/wal_archive/%f && cp %p $LIVE/wal_archive/%f'
 EOF
+tg_as_runner mkdir -p "$LIVE/wal_archive"
 
-# Throwaway demo: trust, but TCP only with TLS, and nothing from elsewhere.
+# Throwaway demo: local users trusted; TCP only with TLS, a SCRAM password,
+# and from this machine.
 tg_as_runner tee "$DATA/pg_hba.conf" >/dev/null <<'EOF'
 # trading_guard live demo (test/live.sh) -- a throwaway cluster, not a model:
-# local users are trusted without a password; TCP needs TLS and localhost.
+# local users are trusted without a password; TCP needs TLS, a SCRAM
+# password and localhost.
 # TYPE    DATABASE  USER  ADDRESS       METHOD
 local     all       all                 trust
-hostssl   all       all   127.0.0.1/32  trust
-hostssl   all       all   ::1/128       trust
+hostssl   all       all   127.0.0.1/32  scram-sha-256
+hostssl   all       all   ::1/128       scram-sha-256
 host      all       all   0.0.0.0/0     reject
 host      all       all   ::/0          reject
 EOF
@@ -161,8 +169,16 @@ tg_as_runner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 start >&2 ||
 
 tg_as_runner "$BINDIR/createdb" -h "$SOCKDIR" -p "$PORT" demo
 
-# The demo runs over TCP with TLS, the certificate checked against itself.
-CONNINFO="host=localhost port=$PORT dbname=demo sslmode=verify-full sslrootcert=$DATA/server.crt"
+# The demo runs over TCP with TLS, the certificate checked against itself,
+# with a password made now: set over the Unix socket (psql sends it in the
+# ALTER ROLE; with log_statement = none it is logged nowhere) and kept in a
+# passfile only the runner reads.
+PGPASSWORD_DEMO=$(openssl rand -hex 24)
+tg_as_runner sh -c "umask 077; printf '*:*:*:*:%s\\n' '$PGPASSWORD_DEMO' > '$LIVE/pgpass'"
+printf '%s\n' "ALTER ROLE CURRENT_USER PASSWORD :'pw';" |
+	tg_as_runner "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -v pw="$PGPASSWORD_DEMO" -h "$SOCKDIR" -p "$PORT" demo
+unset PGPASSWORD_DEMO
+CONNINFO="host=localhost port=$PORT dbname=demo sslmode=verify-full sslrootcert=$DATA/server.crt passfile=$LIVE/pgpass"
 
 # Each rejected order is its own statement; print its SQLSTATE, and flag it
 # loudly should it be accepted.
@@ -337,6 +353,30 @@ SELECT section, subject, count, detail FROM trading_guard.incident_report(now() 
 SELECT trading_guard.seal_audit() IS NOT NULL AS sealed;
 SELECT ok, rows_checked, batches_checked, problem FROM trading_guard.verify_audit();
 SELECT batch, position, key_version, left(signature, 16) || '…' AS signature FROM trading_guard.audit_digest();
+
+\echo '== the security checklist of this server'
+-- what it looks at: a verification (an event the worker writes), an on-call
+-- role that may halt without being a superuser, a WAL segment archived
+BEGIN;
+SET LOCAL trading_guard.maintenance = on;
+CREATE ROLE oncall;
+GRANT EXECUTE ON FUNCTION trading_guard.halt_trading(text, text, text, regrole),
+                          trading_guard.resume_trading(text, text, regrole),
+                          trading_guard.revoke_all_credentials(text),
+                          trading_guard.incident_report(timestamptz, timestamptz) TO oncall;
+COMMIT;
+SELECT pg_switch_wal() IS NOT NULL AS wal_switched;
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN EXISTS (SELECT FROM trading_guard.security_events WHERE event_type = 'verify')
+              AND (SELECT archived_count > 0 FROM pg_stat_archiver);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT area, "check", status, detail FROM trading_guard.security_checklist()
+ ORDER BY status = 'pass', status = 'skip', area;
+SELECT trading_guard.security_checklist_json() - 'checks' AS summary;
 SQL
 }
 
