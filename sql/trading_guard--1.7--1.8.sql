@@ -290,15 +290,26 @@ BEGIN
         IF NOT can_authid THEN
             status := 'skip'; detail := 'pg_authid cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
-            SELECT count(*), string_agg(a.rolname::text, ', ' ORDER BY a.rolname)
+            -- an MD5 hash; or no password at all while a TCP line lets the
+            -- role in from the network without one (trust)
+            SELECT count(*), string_agg(format('%s (%s)', a.rolname,
+                       CASE WHEN a.rolpassword IS NULL THEN 'no password, admitted by trust' ELSE 'MD5' END), ', ' ORDER BY a.rolname)
               INTO n, names
               FROM pg_catalog.pg_authid a
-             WHERE a.rolcanlogin AND a.rolpassword LIKE 'md5%';
+             WHERE a.rolcanlogin
+               AND (a.rolpassword LIKE 'md5%'
+                    OR (a.rolpassword IS NULL AND can_hba
+                        AND EXISTS (SELECT 1 FROM pg_catalog.pg_hba_file_rules r
+                                     WHERE r.error IS NULL AND r.type OPERATOR(pg_catalog.<>) 'local'
+                                       AND r.auth_method OPERATOR(pg_catalog.=) 'trust'
+                                       AND NOT trading_guard.checklist_hba_loopback(r.address, r.netmask)
+                                       AND ('all' OPERATOR(pg_catalog.=) ANY (r.user_name)
+                                            OR a.rolname::text OPERATOR(pg_catalog.=) ANY (r.user_name)))));
             IF n OPERATOR(pg_catalog.=) 0 THEN
-                status := 'pass'; detail := 'no login role has an MD5 password'; remedy := NULL;
+                status := 'pass'; detail := 'no login role has an MD5 password, or no password and a trust line over TCP'; remedy := NULL;
             ELSE
-                status := 'fail'; detail := format('%s login role(s) have MD5 passwords: %s', n, names);
-                remedy := 'With password_encryption = scram-sha-256, set their passwords again: \password ROLE in psql (never as a literal in SQL text).';
+                status := 'fail'; detail := format('%s login role(s) with a weak or no password that TCP lets in: %s', n, names);
+                remedy := 'With password_encryption = scram-sha-256, set their passwords again: \password ROLE in psql (never as a literal in SQL text); no trust lines over TCP.';
             END IF;
         END IF;
         RETURN NEXT;
