@@ -197,6 +197,21 @@ SELECT (trading_guard.security_checklist_json()->>'skip')::int AS skipped_in_jso
 SELECT trading_guard.checklist_key_file();
 RESET ROLE;
 
+-- hostile operators on the caller's path take no part
+CREATE SCHEMA ck_evil;
+CREATE FUNCTION ck_evil.eq(text, text) RETURNS boolean
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hostile operator called'; END $$;
+CREATE OPERATOR ck_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = ck_evil.eq);
+CREATE OPERATOR ck_evil.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = ck_evil.eq);
+CREATE FUNCTION ck_evil.lt(timestamptz, timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hostile operator called'; END $$;
+CREATE OPERATOR ck_evil.< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = ck_evil.lt);
+SET search_path = ck_evil, pg_catalog, public;
+SELECT count(*) AS checks FROM trading_guard.security_checklist();
+SELECT (trading_guard.security_checklist_json()->>'fail')::int >= 0 AS json_ok;
+RESET search_path;
+DROP SCHEMA ck_evil CASCADE;
+
 -- clean up what later tests do not expect
 SELECT trading_guard.drop_order_limit('ck_bot');
 BEGIN;
