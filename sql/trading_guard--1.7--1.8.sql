@@ -85,6 +85,86 @@ $$;
 COMMENT ON FUNCTION trading_guard.checklist_hba_loopback(text, text) IS
 'true when a pg_hba_file_rules address and netmask cover the loopback interface only';
 
+-- A pg_hba line's address as a network (NULL for all, samehost, samenet,
+-- host names, and local lines)
+CREATE FUNCTION trading_guard.checklist_hba_net(address text, netmask text)
+RETURNS cidr
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a inet;
+BEGIN
+    IF address IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        a := address::inet;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN NULL;
+    END;
+    IF netmask IS NOT NULL THEN
+        FOR bits IN 0 .. CASE WHEN family(a) OPERATOR(pg_catalog.=) 4 THEN 32 ELSE 128 END LOOP
+            IF pg_catalog.netmask(set_masklen(a, bits)) OPERATOR(pg_catalog.=) netmask::inet THEN
+                RETURN network(set_masklen(a, bits))::cidr;
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN network(a)::cidr;
+END
+$$;
+COMMENT ON FUNCTION trading_guard.checklist_hba_net(text, text) IS
+'a pg_hba_file_rules address and netmask as a network; NULL for keywords and host names';
+
+-- Does a pg_hba line's user list (all, names, +groups) take in this role?
+-- Group membership as pg_hba.conf counts it (no superuser shortcut).
+CREATE FUNCTION trading_guard.checklist_hba_user(role oid, user_name text[])
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'all' OPERATOR(pg_catalog.=) ANY (user_name)
+        OR (SELECT r.rolname::text FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)
+           OPERATOR(pg_catalog.=) ANY (user_name)
+        OR EXISTS (WITH RECURSIVE groups(g) AS (
+                       SELECT m.roleid FROM pg_catalog.pg_auth_members m WHERE m.member OPERATOR(pg_catalog.=) role
+                       UNION
+                       SELECT m.roleid FROM pg_catalog.pg_auth_members m, groups WHERE m.member OPERATOR(pg_catalog.=) groups.g)
+                   SELECT 1 FROM groups JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) groups.g
+                    WHERE ('+' OPERATOR(pg_catalog.||) r.rolname) OPERATOR(pg_catalog.=) ANY (user_name))
+$$;
+COMMENT ON FUNCTION trading_guard.checklist_hba_user(oid, text[]) IS
+'true when a pg_hba_file_rules user list (all, names, +groups) takes in the role';
+
+-- Does pg_hba line a take every connection line b would take? (its type
+-- takes b's; its databases, users and address cover b's)
+CREATE FUNCTION trading_guard.checklist_hba_covers(a pg_catalog.pg_hba_file_rules, b pg_catalog.pg_hba_file_rules)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.error IS NULL AND a.type OPERATOR(pg_catalog.<>) 'local'
+       AND (a.type OPERATOR(pg_catalog.=) 'host' OR a.type OPERATOR(pg_catalog.=) b.type)
+       AND ('all' OPERATOR(pg_catalog.=) ANY (a.database) OR a.database OPERATOR(pg_catalog.@>) b.database)
+       AND ('all' OPERATOR(pg_catalog.=) ANY (a.user_name) OR a.user_name OPERATOR(pg_catalog.@>) b.user_name)
+       AND coalesce(a.address OPERATOR(pg_catalog.=) 'all'
+                    OR trading_guard.checklist_hba_net(a.address, a.netmask)
+                       OPERATOR(pg_catalog.>>=) trading_guard.checklist_hba_net(b.address, b.netmask), false)
+$$;
+COMMENT ON FUNCTION trading_guard.checklist_hba_covers(pg_catalog.pg_hba_file_rules, pg_catalog.pg_hba_file_rules) IS
+'true when the first pg_hba line takes every connection the second would';
+
+-- The allowlist as the connection guard parses it (src/checklist.c)
+CREATE FUNCTION trading_guard.checklist_rules(
+    OUT rule integer, OUT roles text[], OUT networks text[], OUT cert boolean,
+    OUT any_role boolean, OUT any_network boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'tg_checklist_rules'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION trading_guard.checklist_rules() FROM PUBLIC;
+COMMENT ON FUNCTION trading_guard.checklist_rules() IS
+'trading_guard.rules as the connection guard reads it, one row per rule';
+
 -- ---------------------------------------------------------------------------
 -- security_checklist(): one row per check.  SECURITY INVOKER: it sees what
 -- the caller may see, and says "skip" (and why) for the rest: each check
@@ -234,12 +314,8 @@ BEGIN
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules s
           JOIN pg_catalog.pg_hba_file_rules h
-            ON h.line_number OPERATOR(pg_catalog.<) s.line_number
-           AND h.error IS NULL AND h.type OPERATOR(pg_catalog.=) 'host'
-           AND ('all' OPERATOR(pg_catalog.=) ANY (h.database) OR h.database OPERATOR(pg_catalog.@>) s.database)
-           AND ('all' OPERATOR(pg_catalog.=) ANY (h.user_name) OR h.user_name OPERATOR(pg_catalog.@>) s.user_name)
-           AND (h.address OPERATOR(pg_catalog.=) 'all'
-                OR (h.address OPERATOR(pg_catalog.=) s.address AND h.netmask IS NOT DISTINCT FROM s.netmask))
+            ON h.line_number OPERATOR(pg_catalog.<) s.line_number AND h.type OPERATOR(pg_catalog.=) 'host'
+           AND trading_guard.checklist_hba_covers(h, s)
          WHERE s.error IS NULL AND s.type OPERATOR(pg_catalog.=) 'hostssl';
         IF n OPERATOR(pg_catalog.=) 0 THEN
             status := 'pass'; detail := 'no host line comes before a hostssl line it covers'; remedy := NULL;
@@ -324,15 +400,27 @@ BEGIN
         IF NOT (can_hba AND can_authid) THEN
             status := 'skip'; detail := 'pg_hba.conf or pg_authid cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
-            SELECT count(DISTINCT a.rolname), string_agg(DISTINCT a.rolname::text, ', ')
+            -- a line that lets a superuser in from the network, unless an
+            -- earlier line takes all its connections (PostgreSQL uses the first
+            -- line that matches)
+            SELECT count(DISTINCT a.rolname), string_agg(DISTINCT format('%s (line %s)', a.rolname, r.line_number), ', ')
               INTO n, names
               FROM pg_catalog.pg_authid a
               JOIN pg_catalog.pg_hba_file_rules r
                 ON r.error IS NULL AND r.type OPERATOR(pg_catalog.<>) 'local'
                AND r.auth_method OPERATOR(pg_catalog.<>) 'reject'
                AND NOT trading_guard.checklist_hba_loopback(r.address, r.netmask)
-               AND ('all' OPERATOR(pg_catalog.=) ANY (r.user_name) OR a.rolname::text OPERATOR(pg_catalog.=) ANY (r.user_name))
-             WHERE a.rolsuper AND a.rolcanlogin;
+               AND trading_guard.checklist_hba_user(a.oid, r.user_name)
+             WHERE a.rolsuper AND a.rolcanlogin
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_hba_file_rules e
+                                WHERE e.line_number OPERATOR(pg_catalog.<) r.line_number
+                                  AND e.error IS NULL AND e.type OPERATOR(pg_catalog.<>) 'local'
+                                  AND (e.type OPERATOR(pg_catalog.=) 'host' OR e.type OPERATOR(pg_catalog.=) r.type)
+                                  AND ('all' OPERATOR(pg_catalog.=) ANY (e.database) OR e.database OPERATOR(pg_catalog.@>) r.database)
+                                  AND trading_guard.checklist_hba_user(a.oid, e.user_name)
+                                  AND coalesce(e.address OPERATOR(pg_catalog.=) 'all'
+                                               OR trading_guard.checklist_hba_net(e.address, e.netmask)
+                                                  OPERATOR(pg_catalog.>>=) trading_guard.checklist_hba_net(r.address, r.netmask), false));
             IF n OPERATOR(pg_catalog.=) 0 THEN
                 status := 'pass'; detail := 'no superuser can log in from the network'; remedy := NULL;
             ELSE
@@ -386,25 +474,23 @@ BEGIN
     -- IP allowlist
     -- ===================================================================
     area := 'network';
-    v := trading_guard.checklist_setting('trading_guard.rules');
-    IF v IS NULL AND NOT pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE') THEN
-        status := 'skip'; detail := 'trading_guard.rules is a superuser-only setting'; remedy := 'Run security_checklist() as a superuser or a member of pg_read_all_settings.';
-        "check" := 'network.allowlist'; RETURN NEXT;
-        "check" := 'network.allowlist_open'; RETURN NEXT;
-    ELSE
+
+    -- the allowlist as the guard's own parser reads it (superusers, or
+    -- whom checklist_rules() is granted to; else both checks skip)
+    BEGIN
+        SELECT count(*), string_agg(format('rule %s (%s %s)', r.rule, array_to_string(r.roles, ','),
+                                           array_to_string(r.networks, ',')), '; ') FILTER (WHERE r.any_role AND r.any_network)
+          INTO n, names
+          FROM trading_guard.checklist_rules() r;
         "check" := 'network.allowlist';
-        IF coalesce(btrim(v), '') OPERATOR(pg_catalog.=) '' THEN
-            status := 'fail'; detail := 'trading_guard.rules is empty: any role may connect from any address pg_hba.conf accepts';
+        IF n OPERATOR(pg_catalog.=) 0 THEN
+            status := 'fail'; detail := 'trading_guard.rules holds no rule: any role may connect from any address pg_hba.conf accepts';
             remedy := 'ALTER SYSTEM SET trading_guard.rules = ''bot_arb 10.0.1.0/24; dba 10.0.9.5/32 cert''; SELECT pg_reload_conf();';
         ELSE
-            status := 'pass'; detail := format('%s rule(s) in trading_guard.rules', array_length(string_to_array(v, ';'), 1)); remedy := NULL;
+            status := 'pass'; detail := format('%s rule(s) in trading_guard.rules', n); remedy := NULL;
         END IF;
         RETURN NEXT;
-
         "check" := 'network.allowlist_open';
-        SELECT string_agg(btrim(r), '; ') INTO names
-          FROM unnest(string_to_array(coalesce(v, ''), ';')) AS r
-         WHERE btrim(r) ~ '^\*\s' AND btrim(r) ~ '(^|[\s,])(all|0\.0\.0\.0/0|::/0)($|[\s,])';
         IF names IS NULL THEN
             status := 'pass'; detail := 'no rule lets every role in from every address'; remedy := NULL;
         ELSE
@@ -412,7 +498,12 @@ BEGIN
             remedy := 'Name the roles and the networks they connect from in trading_guard.rules; SELECT pg_reload_conf();';
         END IF;
         RETURN NEXT;
-    END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+        status := 'skip'; detail := 'trading_guard.rules is a superuser-only setting';
+        remedy := 'Run security_checklist() as a superuser.';
+        "check" := 'network.allowlist'; RETURN NEXT;
+        "check" := 'network.allowlist_open'; RETURN NEXT;
+    END;
 
     BEGIN
         "check" := 'network.bans';
@@ -587,6 +678,7 @@ BEGIN
             SELECT e.event_time::text, e.outcome OPERATOR(pg_catalog.=) 'info' INTO v, ok
               FROM trading_guard.security_events e
              WHERE e.event_type OPERATOR(pg_catalog.=) 'verify' AND e.database_name OPERATOR(pg_catalog.=) current_database()
+           AND e.detail OPERATOR(pg_catalog.->>) 'function' OPERATOR(pg_catalog.=) 'verify_audit'
              ORDER BY e.id DESC LIMIT 1;
             IF v IS NULL THEN
                 status := 'warn'; detail := 'verify_audit() has never been run (no verify event)';
@@ -619,7 +711,9 @@ BEGIN
                 OR EXISTS (SELECT 1 FROM trading_guard.protected_tables p, pg_catalog.pg_class t,
                                   LATERAL pg_catalog.aclexplode(t.relacl) a2
                             WHERE t.oid OPERATOR(pg_catalog.=) p.table_name::oid AND a2.grantee OPERATOR(pg_catalog.=) acl.grantee
-                              AND a2.privilege_type OPERATOR(pg_catalog.=) 'INSERT'));
+                              AND a2.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
+                              AND a2.grantee OPERATOR(pg_catalog.<>) t.relowner
+                              AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a2.grantee)));
         IF names IS NULL THEN
             status := 'pass'; detail := 'audit_log is readable neither by PUBLIC nor by a role that writes orders'; remedy := NULL;
         ELSE

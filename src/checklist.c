@@ -2,8 +2,9 @@
  *
  * checklist.c
  *	  What security_checklist() (SQL, trading_guard--1.7--1.8.sql) cannot
- *	  see from SQL: the OpenSSL library the server runs with, and the key
- *	  file's owner, mode and place.
+ *	  see from SQL: the OpenSSL library the server runs with, the key
+ *	  file's owner, mode and place, and the allowlist as the connection
+ *	  guard's own parser reads it.
  *
  * Everything else the checklist checks is read from the catalogs, the
  * settings and the extension's tables, in SQL, with the caller's rights.
@@ -22,7 +23,11 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/guc.h"
+
+#include "conn_rules.h"
 
 /*
  * SQL: checklist_openssl() returns text
@@ -97,4 +102,81 @@ tg_checklist_key_file(PG_FUNCTION_ARGS)
 		nulls[2] = nulls[3] = nulls[4] = nulls[5] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SQL: checklist_rules() returns table (rule integer, roles text[],
+ *        networks text[], cert boolean, any_role boolean, any_network boolean)
+ *
+ * trading_guard.rules as the connection guard reads it (the same parser):
+ * one row per rule; any_role for "*", any_network for "all", 0.0.0.0/0 or
+ * ::/0.  Superusers only (the rules are a superuser-only setting).
+ */
+PG_FUNCTION_INFO_V1(tg_checklist_rules);
+Datum
+tg_checklist_rules(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *text = GetConfigOption("trading_guard.rules", true, false);
+	char	   *error = NULL;
+	TgRuleSet  *set;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (text == NULL)
+		return (Datum) 0;		/* not loaded: no rules to read */
+	set = tg_rules_parse(text, &error);
+	if (set == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trading_guard.rules cannot be parsed: %s", error ? error : "out of memory")));
+
+	for (int r = 0; r < set->nrules; r++)
+	{
+		const TgConnRule *rule = &set->rules[r];
+		Datum	   *roles = palloc(sizeof(Datum) * Max(rule->nroles, 1));
+		Datum	   *nets = palloc(sizeof(Datum) * Max(rule->nnets, 1));
+		bool		any_role = false;
+		bool		any_net = false;
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		for (int i = 0; i < rule->nroles; i++)
+		{
+			const TgRoleRef *ref = &set->roles[rule->first_role + i];
+
+			if (ref->kind == TG_ROLE_ANY)
+				any_role = true;
+			roles[i] = CStringGetTextDatum(ref->kind == TG_ROLE_ANY ? "*" :
+										   ref->kind == TG_ROLE_GROUP ? psprintf("+%s", ref->name) :
+										   ref->name);
+		}
+		for (int i = 0; i < rule->nnets; i++)
+		{
+			const TgNet *net = &set->nets[rule->first_net + i];
+			TgAddr		addr;
+			char		buf[64];
+
+			if (net->family == 0 || net->bits == 0)
+				any_net = true;
+			if (net->family == 0)
+			{
+				nets[i] = CStringGetTextDatum("all");
+				continue;
+			}
+			memset(&addr, 0, sizeof(addr));
+			addr.family = net->family;
+			memcpy(addr.bytes, net->bytes, sizeof(addr.bytes));
+			tg_addr_format(&addr, buf, sizeof(buf));
+			nets[i] = CStringGetTextDatum(psprintf("%s/%d", buf, net->bits));
+		}
+		values[0] = Int32GetDatum(r + 1);
+		values[1] = PointerGetDatum(construct_array(roles, rule->nroles, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = PointerGetDatum(construct_array(nets, rule->nnets, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = BoolGetDatum(rule->cert);
+		values[4] = BoolGetDatum(any_role);
+		values[5] = BoolGetDatum(any_net);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	free(set);
+	return (Datum) 0;
 }
