@@ -67,126 +67,62 @@ typedef struct PurposeRow
 {
 	char		exchange[HALT_NAME_LEN];
 	TgSignPurpose purpose;
-	text	   *pattern;		/* in halt_cxt */
+	text	   *pattern;		/* in the cache's memory context */
 } PurposeRow;
 
-static MemoryContext halt_cxt = NULL;
-static HaltRow *halts = NULL;
-static int	n_halts = 0;
-static uint64 halts_generation = 0;
-static MemoryContext purpose_cxt = NULL;
-static PurposeRow *purposes = NULL;
-static int	n_purposes = 0;
-static uint64 purposes_generation = 0;
+static TgOwnRows halts;			/* HaltRow */
+static TgOwnRows purposes;		/* PurposeRow */
+
+#define HALT(i)		(((const HaltRow *) halts.rows)[i])
+#define PURPOSE(i)	(((const PurposeRow *) purposes.rows)[i])
 
 static void
-copy_text_col(HeapTuple tup, TupleDesc desc, int col, char *dst, int size, bool *isnull)
+halt_fill(HeapTuple tup, TupleDesc desc, void *row)
 {
-	Datum		d = SPI_getbinval(tup, desc, col, isnull);
+	HaltRow    *h = row;
+	bool		isnull;
+	Datum		d;
 
-	dst[0] = '\0';
-	if (!*isnull)
-		strlcpy(dst, TextDatumGetCString(d), size);
+	h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	h->any_exchange = tg_own_text_col(tup, desc, 2, h->exchange, sizeof(h->exchange));
+	h->any_symbol = tg_own_text_col(tup, desc, 3, h->symbol, sizeof(h->symbol));
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	h->role = isnull ? InvalidOid : DatumGetObjectId(d);
+	(void) tg_own_text_col(tup, desc, 5, h->reason, sizeof(h->reason));
+	(void) tg_own_text_col(tup, desc, 6, h->halted_by, sizeof(h->halted_by));
 }
 
 /* Make sure the cached halts are current */
 static void
 halts_current(void)
 {
-	uint64		generation;
-	uint64		n;
-	MemoryContext old;
+	tg_own_rows_current(&halts, TG_OWN_TRADING_HALTS,
+						"SELECT id, exchange, symbol, role::pg_catalog.oid, reason,"
+						"       halted_by::pg_catalog.text"
+						"  FROM trading_guard.trading_halts ORDER BY id",
+						sizeof(HaltRow), halt_fill);
+}
 
-	if (halts_generation != 0 &&
-		tg_own_table_current(TG_OWN_TRADING_HALTS, halts_generation))
-		return;
-	if (halt_cxt == NULL)
-		halt_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard halts",
-										 ALLOCSET_SMALL_SIZES);
-	if (!OidIsValid(tg_own_table_oid(TG_OWN_TRADING_HALTS, true)))
-	{
-		/* an older version of the extension here: no halts */
-		n_halts = 0;
-		halts_generation = tg_own_table_generation[TG_OWN_TRADING_HALTS];
-		return;
-	}
-	generation = tg_own_table_load_begin(TG_OWN_TRADING_HALTS);
-	n = tg_own_table_read("SELECT id, exchange, symbol, role::pg_catalog.oid, reason,"
-						  "       halted_by::pg_catalog.text"
-						  "  FROM trading_guard.trading_halts ORDER BY id", NULL);
-	MemoryContextReset(halt_cxt);
-	halts = NULL;
-	n_halts = 0;
-	old = MemoryContextSwitchTo(halt_cxt);
-	if (n > 0)
-		halts = palloc0(sizeof(HaltRow) * n);
-	MemoryContextSwitchTo(old);
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		HaltRow    *h = &halts[i];
-		bool		isnull;
-		Datum		d;
+static void
+purpose_fill(HeapTuple tup, TupleDesc desc, void *row)
+{
+	PurposeRow *p = row;
+	char		purpose[16];
+	bool		isnull;
 
-		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		copy_text_col(tup, desc, 2, h->exchange, sizeof(h->exchange), &h->any_exchange);
-		copy_text_col(tup, desc, 3, h->symbol, sizeof(h->symbol), &h->any_symbol);
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		h->role = isnull ? InvalidOid : DatumGetObjectId(d);
-		copy_text_col(tup, desc, 5, h->reason, sizeof(h->reason), &isnull);
-		copy_text_col(tup, desc, 6, h->halted_by, sizeof(h->halted_by), &isnull);
-	}
-	n_halts = (int) n;
-	tg_own_table_load_end();
-	halts_generation = generation;
+	(void) tg_own_text_col(tup, desc, 1, p->exchange, sizeof(p->exchange));
+	(void) tg_own_text_col(tup, desc, 2, purpose, sizeof(purpose));
+	p->purpose = tg_sign_purpose_from_text(purpose);
+	/* in the cache's context: tg_own_rows_current runs fill there */
+	p->pattern = DatumGetTextPCopy(SPI_getbinval(tup, desc, 3, &isnull));
 }
 
 static void
 purposes_current(void)
 {
-	uint64		generation;
-	uint64		n;
-	MemoryContext old;
-
-	if (purposes_generation != 0 &&
-		tg_own_table_current(TG_OWN_SIGN_PURPOSES, purposes_generation))
-		return;
-	if (purpose_cxt == NULL)
-		purpose_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard sign purposes",
-											ALLOCSET_SMALL_SIZES);
-	if (!OidIsValid(tg_own_table_oid(TG_OWN_SIGN_PURPOSES, true)))
-	{
-		n_purposes = 0;
-		purposes_generation = tg_own_table_generation[TG_OWN_SIGN_PURPOSES];
-		return;
-	}
-	generation = tg_own_table_load_begin(TG_OWN_SIGN_PURPOSES);
-	n = tg_own_table_read("SELECT exchange, purpose, payload_pattern"
-						  "  FROM trading_guard.sign_purposes", NULL);
-	MemoryContextReset(purpose_cxt);
-	purposes = NULL;
-	n_purposes = 0;
-	old = MemoryContextSwitchTo(purpose_cxt);
-	if (n > 0)
-		purposes = palloc0(sizeof(PurposeRow) * n);
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		PurposeRow *p = &purposes[i];
-		char		purpose[16];
-		bool		isnull;
-
-		copy_text_col(tup, desc, 1, p->exchange, sizeof(p->exchange), &isnull);
-		copy_text_col(tup, desc, 2, purpose, sizeof(purpose), &isnull);
-		p->purpose = tg_sign_purpose_from_text(purpose);
-		p->pattern = DatumGetTextPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-	}
-	MemoryContextSwitchTo(old);
-	n_purposes = (int) n;
-	tg_own_table_load_end();
-	purposes_generation = generation;
+	tg_own_rows_current(&purposes, TG_OWN_SIGN_PURPOSES,
+						"SELECT exchange, purpose, payload_pattern FROM trading_guard.sign_purposes",
+						sizeof(PurposeRow), purpose_fill);
 }
 
 static const char *
@@ -264,9 +200,9 @@ void
 tg_halt_check_order(const TgOrder *o, const TgOrderSubject *s)
 {
 	halts_current();
-	for (int i = 0; i < n_halts; i++)
+	for (int i = 0; i < halts.nrows; i++)
 	{
-		const HaltRow *h = &halts[i];
+		const HaltRow *h = &HALT(i);
 
 		if (!h->any_symbol &&
 			(o->symbol == NULL || o->symbol_size != (int) strlen(h->symbol) ||
@@ -319,15 +255,15 @@ tg_halt_check_sign(const char *exchange, const char *label,
 	int			nroles = 0;
 
 	halts_current();
-	if (n_halts == 0)
+	if (halts.nrows == 0)
 		return;
 	roles[nroles++] = GetOuterUserId();
 	if (GetSessionUserId() != roles[0])
 		roles[nroles++] = GetSessionUserId();
 
-	for (int i = 0; i < n_halts; i++)
+	for (int i = 0; i < halts.nrows; i++)
 	{
-		const HaltRow *h = &halts[i];
+		const HaltRow *h = &HALT(i);
 		const PurposeRow *p = NULL;
 
 		if (!h->any_symbol)
@@ -343,9 +279,9 @@ tg_halt_check_sign(const char *exchange, const char *label,
 				   "Only requests declared a cancel or a read (sign_request's purpose) are signed during a halt.");
 		}
 		purposes_current();
-		for (int j = 0; j < n_purposes; j++)
-			if (purposes[j].purpose == purpose && strcmp(purposes[j].exchange, exchange) == 0)
-				p = &purposes[j];
+		for (int j = 0; j < purposes.nrows; j++)
+			if (PURPOSE(j).purpose == purpose && strcmp(PURPOSE(j).exchange, exchange) == 0)
+				p = &PURPOSE(j);
 		if (p != NULL &&
 			!RE_compile_and_execute(p->pattern, unconstify(char *, payload), payload_len,
 									REG_ADVANCED, C_COLLATION_OID, 0, NULL))

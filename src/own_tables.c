@@ -52,7 +52,9 @@
 #include "fmgr.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "own_tables.h"
@@ -226,4 +228,63 @@ Datum
 tg_symbols_changed(PG_FUNCTION_ARGS)
 {
 	return cache_invalidate(fcinfo, "symbols_changed");
+}
+
+/*
+ * A per-backend copy of all the rows of one of the extension's own tables,
+ * as an array of fixed-size structs (halts, limits, sign purposes): made
+ * current by tg_own_rows_current(), which reloads it (all rows, with sql)
+ * when the table's generation has moved on.  fill turns one result row
+ * into one struct, allocating anything it keeps in the cache's context (the
+ * current one while it runs).  A table missing from this database (an
+ * older version of the extension) is an empty cache.
+ */
+void
+tg_own_rows_current(TgOwnRows *cache, TgOwnTable table, const char *sql,
+					Size row_size, TgOwnRowFill fill)
+{
+	uint64		generation;
+	uint64		n;
+	MemoryContext old;
+
+	if (cache->generation != 0 && tg_own_table_current(table, cache->generation))
+		return;
+	if (cache->cxt == NULL)
+		cache->cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard own table rows",
+										   ALLOCSET_SMALL_SIZES);
+	if (!OidIsValid(tg_own_table_oid(table, true)))
+	{
+		MemoryContextReset(cache->cxt);
+		cache->rows = NULL;
+		cache->nrows = 0;
+		cache->generation = tg_own_table_generation[table];
+		return;
+	}
+	generation = tg_own_table_load_begin(table);
+	n = tg_own_table_read(sql, NULL);
+	MemoryContextReset(cache->cxt);
+	cache->rows = NULL;
+	cache->nrows = 0;
+	old = MemoryContextSwitchTo(cache->cxt);
+	if (n > 0)
+		cache->rows = palloc0(row_size * n);
+	for (uint64 i = 0; i < n; i++)
+		fill(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, (char *) cache->rows + i * row_size);
+	MemoryContextSwitchTo(old);
+	cache->nrows = (int) n;
+	tg_own_table_load_end();
+	cache->generation = generation;
+}
+
+/* A text column into a fixed buffer ("" for NULL); returns whether it was NULL */
+bool
+tg_own_text_col(HeapTuple tup, TupleDesc desc, int col, char *dst, Size size)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	dst[0] = '\0';
+	if (!isnull)
+		strlcpy(dst, TextDatumGetCString(d), size);
+	return isnull;
 }

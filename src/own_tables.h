@@ -16,6 +16,10 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "utils/palloc.h"
+
 #include "run_sql.h"
 
 typedef enum TgOwnTable
@@ -47,5 +51,20 @@ extern Oid	tg_own_table_oid(TgOwnTable table, bool missing_ok);
 extern uint64 tg_own_table_load_begin(TgOwnTable table);
 extern uint64 tg_own_table_read(const char *sql, const TgSqlArgs *args);
 extern void tg_own_table_load_end(void);
+
+/* a cached copy of all the rows of one table (tg_own_rows_current) */
+typedef struct TgOwnRows
+{
+	MemoryContext cxt;
+	void	   *rows;			/* nrows structs of the caller's row type */
+	int			nrows;
+	uint64		generation;		/* 0: never loaded */
+} TgOwnRows;
+
+typedef void (*TgOwnRowFill) (HeapTuple tup, TupleDesc desc, void *row);
+
+extern void tg_own_rows_current(TgOwnRows *cache, TgOwnTable table, const char *sql,
+								Size row_size, TgOwnRowFill fill);
+extern bool tg_own_text_col(HeapTuple tup, TupleDesc desc, int col, char *dst, Size size);
 
 #endif							/* TG_OWN_TABLES_H */

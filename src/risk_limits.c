@@ -264,13 +264,11 @@ typedef struct SignLimitRow
 	uint32		hash;
 } SignLimitRow;
 
-static MemoryContext limits_cxt = NULL;
-static OrderLimitRow *order_rows = NULL;
-static int	n_order_rows = 0;
-static uint64 order_rows_generation = 0;
-static SignLimitRow *sign_rows = NULL;
-static int	n_sign_rows = 0;
-static uint64 sign_rows_generation = 0;
+static TgOwnRows order_limits;	/* OrderLimitRow */
+static TgOwnRows sign_limits;	/* SignLimitRow */
+
+#define ORDER_ROW(i)	(((OrderLimitRow *) order_limits.rows)[i])
+#define SIGN_ROW(i)		(((SignLimitRow *) sign_limits.rows)[i])
 
 static int32
 int_col(HeapTuple tup, TupleDesc desc, int col)
@@ -291,126 +289,59 @@ int8_col(HeapTuple tup, TupleDesc desc, int col)
 }
 
 static void
-text_col(HeapTuple tup, TupleDesc desc, int col, char *dst, bool *present)
+order_limit_fill(HeapTuple tup, TupleDesc desc, void *row)
 {
+	OrderLimitRow *r = row;
 	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
 
-	dst[0] = '\0';
-	if (present)
-		*present = !isnull;
-	if (!isnull)
-		strlcpy(dst, TextDatumGetCString(d), LIMIT_NAME_LEN);
+	r->role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	r->has_account = !tg_own_text_col(tup, desc, 2, r->account, sizeof(r->account));
+	r->per_second = int_col(tup, desc, 3);
+	r->per_minute = int_col(tup, desc, 4);
+	r->order_max = int8_col(tup, desc, 5);
+	r->window_max = int8_col(tup, desc, 6);
+	r->window_us = int8_col(tup, desc, 7);
+	key_init(&r->key, SUBJECT_ORDER, r->role);
+	r->key.has_account = r->has_account;
+	strlcpy(r->key.a, r->account, sizeof(r->key.a));
+	r->hash = key_hash(&r->key);
 }
 
 /* Make sure the cached order limits are current */
 static void
 order_limits_current(void)
 {
-	uint64		generation;
-	uint64		n;
-	MemoryContext old;
+	tg_own_rows_current(&order_limits, TG_OWN_ORDER_LIMITS,
+						"SELECT role::pg_catalog.oid, account, orders_per_second, orders_per_minute,"
+						"       pg_catalog.ceil(max_order_notional OPERATOR(pg_catalog.*) 100000000::pg_catalog.numeric)::pg_catalog.int8,"
+						"       pg_catalog.floor(max_notional OPERATOR(pg_catalog.*) 100000000::pg_catalog.numeric)::pg_catalog.int8,"
+						"       (pg_catalog.extract('epoch'::pg_catalog.text, notional_window) OPERATOR(pg_catalog.*) 1000000::pg_catalog.numeric)::pg_catalog.int8"
+						"  FROM trading_guard.order_limits",
+						sizeof(OrderLimitRow), order_limit_fill);
+}
 
-	if (order_rows_generation != 0 &&
-		tg_own_table_current(TG_OWN_ORDER_LIMITS, order_rows_generation))
-		return;
-	if (limits_cxt == NULL)
-		limits_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard limits",
-										   ALLOCSET_SMALL_SIZES);
-	if (!OidIsValid(tg_own_table_oid(TG_OWN_ORDER_LIMITS, true)))
-	{
-		/* an older version of the extension here: no limits */
-		n_order_rows = 0;
-		order_rows_generation = tg_own_table_generation[TG_OWN_ORDER_LIMITS];
-		return;
-	}
-	generation = tg_own_table_load_begin(TG_OWN_ORDER_LIMITS);
-	n = tg_own_table_read("SELECT role::pg_catalog.oid, account, orders_per_second, orders_per_minute,"
-						  "       pg_catalog.ceil(max_order_notional OPERATOR(pg_catalog.*) 100000000::pg_catalog.numeric)::pg_catalog.int8,"
-						  "       pg_catalog.floor(max_notional OPERATOR(pg_catalog.*) 100000000::pg_catalog.numeric)::pg_catalog.int8,"
-						  "       (pg_catalog.extract('epoch'::pg_catalog.text, notional_window) OPERATOR(pg_catalog.*) 1000000::pg_catalog.numeric)::pg_catalog.int8"
-						  "  FROM trading_guard.order_limits",
-						  NULL);
-	if (order_rows != NULL)
-		pfree(order_rows);
-	order_rows = NULL;
-	n_order_rows = 0;
-	old = MemoryContextSwitchTo(limits_cxt);
-	if (n > 0)
-		order_rows = palloc0(sizeof(OrderLimitRow) * n);
-	MemoryContextSwitchTo(old);
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		OrderLimitRow *r = &order_rows[i];
-		bool		isnull;
+static void
+sign_limit_fill(HeapTuple tup, TupleDesc desc, void *row)
+{
+	SignLimitRow *r = row;
 
-		r->role = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		text_col(tup, desc, 2, r->account, &r->has_account);
-		r->per_second = int_col(tup, desc, 3);
-		r->per_minute = int_col(tup, desc, 4);
-		r->order_max = int8_col(tup, desc, 5);
-		r->window_max = int8_col(tup, desc, 6);
-		r->window_us = int8_col(tup, desc, 7);
-		key_init(&r->key, SUBJECT_ORDER, r->role);
-		r->key.has_account = r->has_account;
-		strlcpy(r->key.a, r->account, sizeof(r->key.a));
-		r->hash = key_hash(&r->key);
-	}
-	n_order_rows = (int) n;
-	tg_own_table_load_end();
-	order_rows_generation = generation;
+	(void) tg_own_text_col(tup, desc, 1, r->exchange, sizeof(r->exchange));
+	(void) tg_own_text_col(tup, desc, 2, r->label, sizeof(r->label));
+	r->per_second = int_col(tup, desc, 3);
+	r->per_minute = int_col(tup, desc, 4);
+	key_init(&r->key, SUBJECT_SIGN, InvalidOid);
+	strlcpy(r->key.a, r->exchange, sizeof(r->key.a));
+	strlcpy(r->key.b, r->label, sizeof(r->key.b));
+	r->hash = key_hash(&r->key);
 }
 
 static void
 sign_limits_current(void)
 {
-	uint64		generation;
-	uint64		n;
-	MemoryContext old;
-
-	if (sign_rows_generation != 0 &&
-		tg_own_table_current(TG_OWN_SIGN_LIMITS, sign_rows_generation))
-		return;
-	if (limits_cxt == NULL)
-		limits_cxt = AllocSetContextCreate(CacheMemoryContext, "trading_guard limits",
-										   ALLOCSET_SMALL_SIZES);
-	if (!OidIsValid(tg_own_table_oid(TG_OWN_SIGN_LIMITS, true)))
-	{
-		n_sign_rows = 0;
-		sign_rows_generation = tg_own_table_generation[TG_OWN_SIGN_LIMITS];
-		return;
-	}
-	generation = tg_own_table_load_begin(TG_OWN_SIGN_LIMITS);
-	n = tg_own_table_read("SELECT exchange, label, requests_per_second, requests_per_minute"
-						  "  FROM trading_guard.sign_limits", NULL);
-	if (sign_rows != NULL)
-		pfree(sign_rows);
-	sign_rows = NULL;
-	n_sign_rows = 0;
-	old = MemoryContextSwitchTo(limits_cxt);
-	if (n > 0)
-		sign_rows = palloc0(sizeof(SignLimitRow) * n);
-	MemoryContextSwitchTo(old);
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SignLimitRow *r = &sign_rows[i];
-
-		text_col(tup, desc, 1, r->exchange, NULL);
-		text_col(tup, desc, 2, r->label, NULL);
-		r->per_second = int_col(tup, desc, 3);
-		r->per_minute = int_col(tup, desc, 4);
-		key_init(&r->key, SUBJECT_SIGN, InvalidOid);
-		strlcpy(r->key.a, r->exchange, sizeof(r->key.a));
-		strlcpy(r->key.b, r->label, sizeof(r->key.b));
-		r->hash = key_hash(&r->key);
-	}
-	n_sign_rows = (int) n;
-	tg_own_table_load_end();
-	sign_rows_generation = generation;
+	tg_own_rows_current(&sign_limits, TG_OWN_SIGN_LIMITS,
+						"SELECT exchange, label, requests_per_second, requests_per_minute"
+						"  FROM trading_guard.sign_limits",
+						sizeof(SignLimitRow), sign_limit_fill);
 }
 
 /* ----------------------------------------------------------------------
@@ -561,14 +492,14 @@ tg_limits_check_order(const TgOrder *o, const TgOrderSubject *s)
 	bool		blocked;
 
 	order_limits_current();
-	if (n_order_rows == 0)
+	if (order_limits.nrows == 0)
 		return;
-	for (int i = 0; i < n_order_rows && napply < MAX_APPLY; i++)
+	for (int i = 0; i < order_limits.nrows && napply < MAX_APPLY; i++)
 	{
-		if (!order_row_applies(&order_rows[i], s))
+		if (!order_row_applies(&ORDER_ROW(i), s))
 			continue;
-		apply[napply++] = &order_rows[i];
-		if (order_rows[i].order_max > 0 || order_rows[i].window_max > 0)
+		apply[napply++] = &ORDER_ROW(i);
+		if (ORDER_ROW(i).order_max > 0 || ORDER_ROW(i).window_max > 0)
 			need_notional = true;
 	}
 	if (napply == 0)
@@ -735,12 +666,12 @@ tg_limits_check_sign(const char *exchange, const char *label)
 	bool		blocked;
 
 	sign_limits_current();
-	for (int i = 0; i < n_sign_rows; i++)
+	for (int i = 0; i < sign_limits.nrows; i++)
 	{
-		if (strcmp(sign_rows[i].exchange, exchange) == 0 &&
-			strcmp(sign_rows[i].label, label) == 0)
+		if (strcmp(SIGN_ROW(i).exchange, exchange) == 0 &&
+			strcmp(SIGN_ROW(i).label, label) == 0)
 		{
-			r = &sign_rows[i];
+			r = &SIGN_ROW(i);
 			break;
 		}
 	}
@@ -975,9 +906,9 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 	sign_limits_current();
 	copy = palloc(sizeof(LimitEntry));
 
-	for (int i = 0; i < n_order_rows; i++)
+	for (int i = 0; i < order_limits.nrows; i++)
 	{
-		const OrderLimitRow *r = &order_rows[i];
+		const OrderLimitRow *r = &ORDER_ROW(i);
 
 		entry_copy(&r->key, copy);
 		if (r->per_second > 0)
@@ -998,9 +929,9 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 					  (double) r->window_us / USECS_PER_SEC,
 					  notional_datum(window_used(&copy->win[WIN_NOTIONAL], Max(r->window_us / 60, 1), now)), true);
 	}
-	for (int i = 0; i < n_sign_rows; i++)
+	for (int i = 0; i < sign_limits.nrows; i++)
 	{
-		const SignLimitRow *r = &sign_rows[i];
+		const SignLimitRow *r = &SIGN_ROW(i);
 
 		entry_copy(&r->key, copy);
 		if (r->per_second > 0)
