@@ -166,14 +166,17 @@ COMMENT ON FUNCTION trading_guard.checklist_rules() IS
 'trading_guard.rules as the connection guard reads it, one row per rule';
 
 -- ---------------------------------------------------------------------------
--- security_checklist(): one row per check.  SECURITY INVOKER: it sees what
--- the caller may see, and says "skip" (and why) for the rest: each check
--- runs in a block of its own, where a privilege the caller lacks (a
--- superuser-only setting, a catalog, a function not granted) turns that
--- check into a skip that names it.
+-- security_checklist(): one row per check, each made by checklist_check().
+-- SECURITY INVOKER: it sees what the caller may see, and says "skip" (and
+-- why) for the rest.
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION trading_guard.security_checklist()
-RETURNS TABLE (area text, "check" text, status text, detail text, remedy text)
+-- One check of security_checklist(), by id: its area, status, detail and
+-- remedy.  A privilege the caller lacks (a superuser-only setting, a
+-- catalog, a function not granted) makes it a skip that names what is
+-- missing: each check is one call, so one check's skip cannot stop others.
+CREATE FUNCTION trading_guard.checklist_check(id text, OUT area text, OUT status text,
+                                              OUT detail text, OUT remedy text)
+RETURNS record
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -190,43 +193,24 @@ DECLARE
     kf record;
     ks record;
 BEGIN
-    -- ===================================================================
-    -- TLS
-    -- ===================================================================
-    area := 'tls';
-
-    BEGIN
-        "check" := 'tls.ssl';
+    IF id OPERATOR(pg_catalog.=) 'tls.ssl' THEN
+        area := 'tls';
         IF current_setting('ssl') OPERATOR(pg_catalog.=) 'on' THEN
             status := 'pass'; detail := 'ssl = on'; remedy := NULL;
         ELSE
             status := 'fail'; detail := 'ssl = off: every TCP connection is plaintext';
             remedy := 'Set ssl_cert_file and ssl_key_file, then ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'tls.guard_preloaded';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.guard_preloaded' THEN
+        area := 'tls';
         IF preloaded THEN
             status := 'pass'; detail := 'trading_guard is in shared_preload_libraries: the connection guard, bans and security events run'; remedy := NULL;
         ELSE
             status := 'fail'; detail := 'trading_guard is not preloaded: no connection guard, no limits, no security events';
             remedy := 'ALTER SYSTEM SET shared_preload_libraries = ''trading_guard''; (keep the libraries already listed) and restart';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'tls.guard_enforce';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.guard_enforce' THEN
+        area := 'tls';
         v := trading_guard.checklist_setting('trading_guard.connection_policy');
         IF NOT preloaded THEN
             status := 'fail'; detail := 'the connection guard is not running (not preloaded)';
@@ -239,15 +223,8 @@ BEGIN
                              CASE WHEN v OPERATOR(pg_catalog.=) 'log' THEN 'only logged' ELSE 'not made' END);
             remedy := 'ALTER SYSTEM SET trading_guard.connection_policy = ''enforce''; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'tls.min_protocol';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.min_protocol' THEN
+        area := 'tls';
         v := current_setting('ssl_min_protocol_version');
         v2 := trading_guard.checklist_setting('trading_guard.ssl_min_protocol');
         IF v OPERATOR(pg_catalog.=) ANY ('{TLSv1.2,TLSv1.3}'::text[])
@@ -259,22 +236,13 @@ BEGIN
             detail := format('ssl_min_protocol_version = %s, trading_guard.ssl_min_protocol = %s: TLS older than 1.2 is accepted', v, coalesce(v2, '(not visible)'));
             remedy := 'ALTER SYSTEM SET ssl_min_protocol_version = ''TLSv1.2''; ALTER SYSTEM SET trading_guard.ssl_min_protocol = ''TLSv1.2''; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    IF NOT can_hba THEN
-        status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
-        detail := 'pg_hba.conf cannot be read by this role';
-        "check" := 'tls.hba_plaintext'; RETURN NEXT;
-        "check" := 'tls.hba_trust_password'; RETURN NEXT;
-        "check" := 'tls.hba_shadowed_hostssl'; RETURN NEXT;
-        "check" := 'tls.hba_errors'; RETURN NEXT;
-    ELSE
-        "check" := 'tls.hba_plaintext';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_plaintext' THEN
+        area := 'tls';
+        IF NOT can_hba THEN
+            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
+            detail := 'pg_hba.conf cannot be read by this role';
+            RETURN;
+        END IF;
         SELECT count(*), string_agg(format('line %s (%s %s %s %s)', r.line_number, r.type,
                                            array_to_string(r.database, ','), array_to_string(r.user_name, ','),
                                            coalesce(r.address, '')), '; ' ORDER BY r.line_number)
@@ -292,9 +260,13 @@ BEGIN
                              CASE WHEN status OPERATOR(pg_catalog.=) 'warn' THEN ' (the connection guard refuses them, but pg_hba.conf should too)' ELSE '' END);
             remedy := 'Change those lines to hostssl (and add "host all all 0.0.0.0/0 reject" after them) in pg_hba.conf; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-
-        "check" := 'tls.hba_trust_password';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_trust_password' THEN
+        area := 'tls';
+        IF NOT can_hba THEN
+            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
+            detail := 'pg_hba.conf cannot be read by this role';
+            RETURN;
+        END IF;
         SELECT count(*), string_agg(format('line %s (%s %s)', r.line_number, r.type, r.auth_method), '; ' ORDER BY r.line_number)
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules r
@@ -307,9 +279,13 @@ BEGIN
             detail := format('%s TCP line(s) authenticate with trust (no password at all) or password (sent in clear): %s', n, names);
             remedy := 'Use scram-sha-256 (or cert) on those lines of pg_hba.conf; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-
-        "check" := 'tls.hba_shadowed_hostssl';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_shadowed_hostssl' THEN
+        area := 'tls';
+        IF NOT can_hba THEN
+            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
+            detail := 'pg_hba.conf cannot be read by this role';
+            RETURN;
+        END IF;
         SELECT count(*), string_agg(format('line %s shadows hostssl line %s', h.line_number, s.line_number), '; ' ORDER BY s.line_number)
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules s
@@ -324,9 +300,13 @@ BEGIN
             detail := format('%s hostssl line(s) never match: an earlier host line takes their connections, TLS or not: %s', n, names);
             remedy := 'Move the hostssl lines above the host lines that cover them (or make those lines hostssl) in pg_hba.conf; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-
-        "check" := 'tls.hba_errors';
+    ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_errors' THEN
+        area := 'tls';
+        IF NOT can_hba THEN
+            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
+            detail := 'pg_hba.conf cannot be read by this role';
+            RETURN;
+        END IF;
         SELECT count(*), string_agg(format('line %s: %s', r.line_number, r.error), '; ' ORDER BY r.line_number)
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules r WHERE r.error IS NOT NULL;
@@ -337,16 +317,8 @@ BEGIN
             detail := format('%s line(s) of pg_hba.conf have errors (a reload keeps the old file in force): %s', n, names);
             remedy := 'Fix those lines of pg_hba.conf, check SELECT * FROM pg_hba_file_rules WHERE error IS NOT NULL; is empty, then SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-    END IF;
-
-    -- ===================================================================
-    -- Authentication
-    -- ===================================================================
-    area := 'authentication';
-
-    BEGIN
-        "check" := 'auth.password_encryption';
+    ELSIF id OPERATOR(pg_catalog.=) 'auth.password_encryption' THEN
+        area := 'authentication';
         v := current_setting('password_encryption');
         IF v OPERATOR(pg_catalog.=) 'scram-sha-256' THEN
             status := 'pass'; detail := 'password_encryption = scram-sha-256'; remedy := NULL;
@@ -354,15 +326,8 @@ BEGIN
             status := 'fail'; detail := format('password_encryption = %s: new passwords are stored as MD5 hashes', v);
             remedy := 'ALTER SYSTEM SET password_encryption = ''scram-sha-256''; SELECT pg_reload_conf(); then set every password again (ALTER ROLE ... PASSWORD)';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'auth.md5_passwords';
+    ELSIF id OPERATOR(pg_catalog.=) 'auth.md5_passwords' THEN
+        area := 'authentication';
         IF NOT can_authid THEN
             status := 'skip'; detail := 'pg_authid cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -388,15 +353,8 @@ BEGIN
                 remedy := 'With password_encryption = scram-sha-256, set their passwords again: \password ROLE in psql (never as a literal in SQL text); no trust lines over TCP.';
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'auth.superuser_network';
+    ELSIF id OPERATOR(pg_catalog.=) 'auth.superuser_network' THEN
+        area := 'authentication';
         IF NOT (can_hba AND can_authid) THEN
             status := 'skip'; detail := 'pg_hba.conf or pg_authid cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -428,15 +386,8 @@ BEGIN
                 remedy := 'In pg_hba.conf, reject those roles on host/hostssl lines (or limit them to 127.0.0.1/32); administer over the Unix socket.';
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'auth.application_roles';
+    ELSIF id OPERATOR(pg_catalog.=) 'auth.application_roles' THEN
+        area := 'authentication';
         -- roles granted INSERT or UPDATE on a protected order table, or EXECUTE on sign_request
         SELECT count(*), string_agg(format('%s (%s)', x.rolname,
                    concat_ws(', ', CASE WHEN x.rolsuper THEN 'superuser' END,
@@ -463,50 +414,42 @@ BEGIN
             status := 'fail'; detail := format('application roles with too much power: %s', names);
             remedy := 'ALTER ROLE ... NOSUPERUSER NOBYPASSRLS NOCREATEROLE; for each (a bot needs INSERT on its order table and EXECUTE on sign_request, nothing more).';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- IP allowlist
-    -- ===================================================================
-    area := 'network';
-
-    -- the allowlist as the guard's own parser reads it (superusers, or
-    -- whom checklist_rules() is granted to; else both checks skip)
-    BEGIN
+    ELSIF id OPERATOR(pg_catalog.=) 'network.allowlist' THEN
+        area := 'network';
+        IF NOT has_function_privilege('trading_guard.checklist_rules()', 'EXECUTE') THEN
+            status := 'skip'; detail := 'trading_guard.rules is a superuser-only setting';
+            remedy := 'Run security_checklist() as a superuser.';
+            RETURN;
+        END IF;
         SELECT count(*), string_agg(format('rule %s (%s %s)', r.rule, array_to_string(r.roles, ','),
                                            array_to_string(r.networks, ',')), '; ') FILTER (WHERE r.any_role AND r.any_network)
           INTO n, names
           FROM trading_guard.checklist_rules() r;
-        "check" := 'network.allowlist';
         IF n OPERATOR(pg_catalog.=) 0 THEN
             status := 'fail'; detail := 'trading_guard.rules holds no rule: any role may connect from any address pg_hba.conf accepts';
             remedy := 'ALTER SYSTEM SET trading_guard.rules = ''bot_arb 10.0.1.0/24; dba 10.0.9.5/32 cert''; SELECT pg_reload_conf();';
         ELSE
             status := 'pass'; detail := format('%s rule(s) in trading_guard.rules', n); remedy := NULL;
         END IF;
-        RETURN NEXT;
-        "check" := 'network.allowlist_open';
+    ELSIF id OPERATOR(pg_catalog.=) 'network.allowlist_open' THEN
+        area := 'network';
+        IF NOT has_function_privilege('trading_guard.checklist_rules()', 'EXECUTE') THEN
+            status := 'skip'; detail := 'trading_guard.rules is a superuser-only setting';
+            remedy := 'Run security_checklist() as a superuser.';
+            RETURN;
+        END IF;
+        SELECT count(*), string_agg(format('rule %s (%s %s)', r.rule, array_to_string(r.roles, ','),
+                                           array_to_string(r.networks, ',')), '; ') FILTER (WHERE r.any_role AND r.any_network)
+          INTO n, names
+          FROM trading_guard.checklist_rules() r;
         IF names IS NULL THEN
             status := 'pass'; detail := 'no rule lets every role in from every address'; remedy := NULL;
         ELSE
             status := 'fail'; detail := format('open rule(s): %s', names);
             remedy := 'Name the roles and the networks they connect from in trading_guard.rules; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := 'trading_guard.rules is a superuser-only setting';
-        remedy := 'Run security_checklist() as a superuser.';
-        "check" := 'network.allowlist'; RETURN NEXT;
-        "check" := 'network.allowlist_open'; RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'network.bans';
+    ELSIF id OPERATOR(pg_catalog.=) 'network.bans' THEN
+        area := 'network';
         v := trading_guard.checklist_setting('trading_guard.max_auth_failures');
         IF NOT preloaded THEN
             status := 'fail'; detail := 'bans need the preloaded library'; remedy := 'Preload trading_guard (tls.guard_preloaded).';
@@ -516,20 +459,8 @@ BEGIN
         ELSE
             status := 'pass'; detail := format('an address is banned after %s failures in %s', v, current_setting('trading_guard.failure_window')); remedy := NULL;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Input validation
-    -- ===================================================================
-    area := 'validation';
-
-    BEGIN
-        "check" := 'validation.order_tables';
+    ELSIF id OPERATOR(pg_catalog.=) 'validation.order_tables' THEN
+        area := 'validation';
         SELECT count(*), string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
           INTO n, names
           FROM pg_catalog.pg_class c
@@ -547,15 +478,8 @@ BEGIN
             status := 'fail'; detail := format('%s order table(s) not protected: %s', n, names);
             remedy := format('SELECT trading_guard.protect_orders(%L);', split_part(names, ', ', 1));
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'validation.registry';
+    ELSIF id OPERATOR(pg_catalog.=) 'validation.registry' THEN
+        area := 'validation';
         SELECT count(*), max(s.updated_at)::text INTO n, v FROM trading_guard.symbols s;
         IF n OPERATOR(pg_catalog.=) 0 THEN
             status := 'fail'; detail := 'the symbol registry is empty: every order is refused (TG003)';
@@ -570,20 +494,8 @@ BEGIN
                 status := 'pass'; detail := format('%s symbols, last loaded %s', n, v::timestamptz::date); remedy := NULL;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Audit
-    -- ===================================================================
-    area := 'audit';
-
-    BEGIN
-        "check" := 'audit.order_tables_audited';
+    ELSIF id OPERATOR(pg_catalog.=) 'audit.order_tables_audited' THEN
+        area := 'audit';
         SELECT count(*), string_agg(p.table_name::text, ', ' ORDER BY p.table_name::text) INTO n, names
           FROM trading_guard.protected_tables p
          WHERE NOT EXISTS (SELECT 1 FROM trading_guard.audit_config c WHERE c.table_name::oid OPERATOR(pg_catalog.=) p.table_name::oid);
@@ -593,15 +505,8 @@ BEGIN
             status := 'fail'; detail := format('%s protected table(s) not audited: %s', n, names);
             remedy := format('SELECT trading_guard.enable_audit(%L);', split_part(names, ', ', 1));
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'audit.triggers_intact';
+    ELSIF id OPERATOR(pg_catalog.=) 'audit.triggers_intact' THEN
+        area := 'audit';
         SELECT count(*), string_agg(t.table_name::text, ', ') INTO n, names
           FROM trading_guard.audited_tables t WHERE NOT t.triggers_intact;
         IF n OPERATOR(pg_catalog.=) 0 THEN
@@ -611,15 +516,8 @@ BEGIN
             status := 'fail'; detail := format('audit triggers missing or disabled on: %s', names);
             remedy := format('SELECT trading_guard.enable_audit(%L); (re-creates them; see audit_log for who removed them)', split_part(names, ', ', 1));
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'audit.ddl_event_triggers';
+    ELSIF id OPERATOR(pg_catalog.=) 'audit.ddl_event_triggers' THEN
+        area := 'audit';
         SELECT count(*) INTO n FROM pg_catalog.pg_event_trigger e
          WHERE e.evtname OPERATOR(pg_catalog.=) ANY ('{trading_guard_audit_ddl,trading_guard_audit_drop}'::name[])
            AND e.evtenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::"char"[]);
@@ -629,15 +527,8 @@ BEGIN
             status := 'fail'; detail := 'an audit event trigger is disabled or missing: schema changes and grants go unrecorded';
             remedy := 'BEGIN; SET LOCAL trading_guard.maintenance = on; ALTER EVENT TRIGGER trading_guard_audit_ddl ENABLE ALWAYS; ALTER EVENT TRIGGER trading_guard_audit_drop ENABLE ALWAYS; COMMIT;';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'audit.sealing';
+    ELSIF id OPERATOR(pg_catalog.=) 'audit.sealing' THEN
+        area := 'audit';
         IF NOT has_function_privilege('trading_guard.seal_status()', 'EXECUTE') THEN
             status := 'skip'; detail := 'seal_status() is not granted to this role'; remedy := 'Run as a superuser or a member of pg_read_all_stats.';
         ELSE
@@ -659,15 +550,8 @@ BEGIN
                                ELSE format('sealed up to batch %s (%s), backlog %s rows', ks.last_batch, ks.last_sealed_at, ks.backlog_rows) END;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'audit.verified';
+    ELSIF id OPERATOR(pg_catalog.=) 'audit.verified' THEN
+        area := 'audit';
         events_here := current_setting('trading_guard.events_database', true) OPERATOR(pg_catalog.=) current_database();
         IF NOT events_here THEN
             status := 'skip'; detail := format('verifications are security events, kept in database %s', current_setting('trading_guard.events_database', true));
@@ -693,15 +577,8 @@ BEGIN
                 status := 'pass'; detail := format('last verified %s, intact', v); remedy := NULL;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'audit.log_readers';
+    ELSIF id OPERATOR(pg_catalog.=) 'audit.log_readers' THEN
+        area := 'audit';
         SELECT string_agg(DISTINCT CASE WHEN acl.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE acl.grantee::regrole::text END, ', ')
           INTO names
           FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) acl
@@ -720,20 +597,8 @@ BEGIN
             status := 'fail'; detail := format('audit_log is readable by %s', names);
             remedy := 'BEGIN; SET LOCAL trading_guard.maintenance = on; REVOKE SELECT ON trading_guard.audit_log FROM <them>; COMMIT; (grant it to an auditor role)';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Secrets
-    -- ===================================================================
-    area := 'secrets';
-
-    BEGIN
-        "check" := 'secrets.key_ring';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.key_ring' THEN
+        area := 'secrets';
         IF NOT has_function_privilege('trading_guard.key_ring_status()', 'EXECUTE') THEN
             status := 'skip'; detail := 'key_ring_status() is not granted to this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -750,15 +615,8 @@ BEGIN
                 status := 'pass'; detail := format('key ring loaded from %s, %s version(s), newest %s', ks.source, ks.versions, ks.newest); remedy := NULL;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.key_file';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.key_file' THEN
+        area := 'secrets';
         IF NOT has_function_privilege('trading_guard.checklist_key_file()', 'EXECUTE') THEN
             status := 'skip'; detail := 'the key file is a superuser-only setting'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -778,15 +636,8 @@ BEGIN
                 status := 'pass'; detail := format('key file %s: mode %s, owned by the server''s user, outside the data directory', kf.path, kf.mode); remedy := NULL;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.key_readers';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.key_readers' THEN
+        area := 'secrets';
         SELECT string_agg(DISTINCT format('%s (%s)', m.member::regrole, m.roleid::regrole), ', ')
           INTO names
           FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.member
@@ -799,15 +650,8 @@ BEGIN
             status := 'fail'; detail := format('these roles can read the key file (or run a program that does): %s', names);
             remedy := 'REVOKE pg_read_server_files, pg_execute_server_program, pg_write_server_files FROM <them>;';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.credential_rotation';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.credential_rotation' THEN
+        area := 'secrets';
         IF NOT has_table_privilege('trading_guard.credentials_due_for_rotation', 'SELECT') THEN
             status := 'skip'; detail := 'credentials_due_for_rotation cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -820,15 +664,8 @@ BEGIN
                 remedy := 'Make new API keys at the exchange, then trading_guard.rotate_credential(exchange, label, api_key, api_secret) with bound parameters.';
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.master_key_age';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.master_key_age' THEN
+        area := 'secrets';
         IF NOT has_function_privilege('trading_guard.key_versions()', 'EXECUTE')
            OR NOT has_table_privilege('trading_guard.key_version_history', 'SELECT') THEN
             status := 'skip'; detail := 'key_versions() or key_version_history is not granted to this role'; remedy := 'Run security_checklist() as a superuser.';
@@ -851,30 +688,16 @@ BEGIN
                 status := 'pass'; detail := format('the newest master key (version %s) was first loaded %s', n, v::timestamptz::date); remedy := NULL;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.reject_literals';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.reject_literals' THEN
+        area := 'secrets';
         IF current_setting('trading_guard.reject_literal_secrets') OPERATOR(pg_catalog.=) 'on' THEN
             status := 'pass'; detail := 'secrets written as literals in SQL text are refused (TG070)'; remedy := NULL;
         ELSE
             status := 'fail'; detail := 'trading_guard.reject_literal_secrets = off: a secret written in SQL text reaches logs and pg_stat_statements';
             remedy := 'ALTER SYSTEM SET trading_guard.reject_literal_secrets = on; SELECT pg_reload_conf(); (and ALTER ROLE/DATABASE ... RESET it)';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.other_environments';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.other_environments' THEN
+        area := 'secrets';
         IF NOT has_table_privilege('trading_guard.credentials', 'SELECT') THEN
             status := 'skip'; detail := 'credentials cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -888,15 +711,8 @@ BEGIN
                 remedy := 'Store each environment''s credentials in its own database; revoke these here with trading_guard.revoke_credential().';
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'secrets.reveal_and_sign';
+    ELSIF id OPERATOR(pg_catalog.=) 'secrets.reveal_and_sign' THEN
+        area := 'secrets';
         SELECT string_agg(DISTINCT r.rolname::text, ', ') INTO names
           FROM pg_catalog.pg_roles r
          WHERE NOT r.rolsuper
@@ -908,20 +724,8 @@ BEGIN
             status := 'warn'; detail := format('roles that sign and may also reveal the secrets: %s', names);
             remedy := 'BEGIN; SET LOCAL trading_guard.maintenance = on; REVOKE EXECUTE ON FUNCTION trading_guard.reveal_credential(text, text), trading_guard.reveal_credential(bigint) FROM <them>; COMMIT;';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Logging
-    -- ===================================================================
-    area := 'logging';
-
-    BEGIN
-        "check" := 'logging.statements';
+    ELSIF id OPERATOR(pg_catalog.=) 'logging.statements' THEN
+        area := 'logging';
         v := current_setting('log_statement');
         n := trading_guard.checklist_setting('log_min_duration_statement')::bigint;
         IF v OPERATOR(pg_catalog.<>) ALL ('{all,mod}'::text[]) AND n OPERATOR(pg_catalog.<>) 0 THEN
@@ -932,15 +736,8 @@ BEGIN
             status := 'fail'; detail := format('log_statement = %s, log_min_duration_statement = %s without the preloaded redaction hook: secrets in statements reach the log', v, n);
             remedy := 'Preload trading_guard (shared_preload_libraries), or ALTER SYSTEM SET log_statement = ''ddl''; ALTER SYSTEM SET log_min_duration_statement = -1; SELECT pg_reload_conf();';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'logging.connections';
+    ELSIF id OPERATOR(pg_catalog.=) 'logging.connections' THEN
+        area := 'logging';
         IF current_setting('log_connections') OPERATOR(pg_catalog.=) 'on' THEN
             status := 'pass'; detail := 'log_connections = on'; remedy := NULL;
         ELSIF preloaded THEN
@@ -950,15 +747,8 @@ BEGIN
             status := 'fail'; detail := 'log_connections = off and no security events: logins leave no trace';
             remedy := 'ALTER SYSTEM SET log_connections = on; and preload trading_guard';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'logging.failed_logins';
+    ELSIF id OPERATOR(pg_catalog.=) 'logging.failed_logins' THEN
+        area := 'logging';
         v := trading_guard.checklist_setting('log_min_messages');
         IF v IS NULL THEN
             status := 'skip'; detail := 'log_min_messages cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
@@ -968,15 +758,8 @@ BEGIN
         ELSE
             status := 'pass'; detail := format('log_min_messages = %s: failed logins (FATAL) are logged', v); remedy := NULL;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'logging.pg_stat_statements_keys';
+    ELSIF id OPERATOR(pg_catalog.=) 'logging.pg_stat_statements_keys' THEN
+        area := 'logging';
         IF to_regclass('pg_stat_statements') IS NULL THEN
             status := 'skip'; detail := 'pg_stat_statements is not installed in this database'; remedy := NULL;
         ELSIF NOT (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')) THEN
@@ -996,20 +779,8 @@ BEGIN
                 status := 'skip'; detail := format('pg_stat_statements could not be read: %s', SQLERRM); remedy := NULL;
             END;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Rate limits and halts
-    -- ===================================================================
-    area := 'limits';
-
-    BEGIN
-        "check" := 'limits.order_roles';
+    ELSIF id OPERATOR(pg_catalog.=) 'limits.order_roles' THEN
+        area := 'limits';
         IF NOT has_table_privilege('trading_guard.order_limits', 'SELECT') THEN
             status := 'skip'; detail := 'order_limits cannot be read by this role'; remedy := 'Run security_checklist() as a superuser.';
         ELSE
@@ -1028,15 +799,8 @@ BEGIN
                 remedy := format('SELECT trading_guard.set_order_limit(%L, orders_per_minute => 100, max_order_notional => ..., max_notional => ...);', split_part(names, ', ', 1));
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'limits.halts';
+    ELSIF id OPERATOR(pg_catalog.=) 'limits.halts' THEN
+        area := 'limits';
         SELECT count(*), string_agg(format('%s (%s, since %s)', s.scope, s.reason, s.since), '; ') INTO n, names
           FROM trading_guard.trading_status() s;
         IF n OPERATOR(pg_catalog.=) 0 THEN
@@ -1045,15 +809,8 @@ BEGIN
             status := 'warn'; detail := format('%s halt(s) in force: %s', n, names);
             remedy := 'When the incident is over: SELECT trading_guard.resume_trading(<the same scope>);';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'limits.oncall';
+    ELSIF id OPERATOR(pg_catalog.=) 'limits.oncall' THEN
+        area := 'limits';
         SELECT string_agg(DISTINCT r.rolname::text, ', ') INTO names
           FROM pg_catalog.pg_roles r
          WHERE NOT r.rolsuper
@@ -1064,20 +821,8 @@ BEGIN
         ELSE
             status := 'pass'; detail := format('roles that can halt trading without being superusers: %s', names); remedy := NULL;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Monitoring
-    -- ===================================================================
-    area := 'monitoring';
-
-    BEGIN
-        "check" := 'monitoring.security_events';
+    ELSIF id OPERATOR(pg_catalog.=) 'monitoring.security_events' THEN
+        area := 'monitoring';
         IF NOT preloaded THEN
             status := 'fail'; detail := 'no security events without the preloaded library'; remedy := 'Preload trading_guard (tls.guard_preloaded).';
         ELSIF NOT has_function_privilege('trading_guard.security_event_queue()', 'EXECUTE') THEN
@@ -1094,15 +839,8 @@ BEGIN
                 status := 'pass'; detail := format('the events worker writes to %s (%s events written, none dropped)', current_setting('trading_guard.events_database', true), ks.written_total); remedy := NULL;
             END IF;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'monitoring.alerts';
+    ELSIF id OPERATOR(pg_catalog.=) 'monitoring.alerts' THEN
+        area := 'monitoring';
         v := current_setting('trading_guard.alert_events', true);
         IF coalesce(v, '') OPERATOR(pg_catalog.=) '' THEN
             status := 'warn'; detail := 'trading_guard.alert_events is empty: no NOTIFY trading_guard_alerts';
@@ -1110,31 +848,12 @@ BEGIN
         ELSE
             status := 'pass'; detail := format('alerts sent for: %s (NOTIFY trading_guard_alerts)', v); remedy := NULL;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Dependencies
-    -- ===================================================================
-    area := 'dependencies';
-
-    BEGIN
-        "check" := 'dependencies.postgresql';
+    ELSIF id OPERATOR(pg_catalog.=) 'dependencies.postgresql' THEN
+        area := 'dependencies';
         status := 'pass'; detail := format('PostgreSQL %s', current_setting('server_version'));
         remedy := 'Apply every minor release (security fixes): compare with the newest 15.x your distribution ships.';
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'dependencies.openssl';
+    ELSIF id OPERATOR(pg_catalog.=) 'dependencies.openssl' THEN
+        area := 'dependencies';
         v := trading_guard.checklist_openssl();
         IF v ~ '^OpenSSL (3\.|[4-9]\.)' THEN
             status := 'pass'; detail := v; remedy := 'Keep the distribution''s OpenSSL updates applied (restart the server after an update).';
@@ -1142,15 +861,8 @@ BEGIN
             status := 'warn'; detail := format('%s: not a supported OpenSSL 3 release', v);
             remedy := 'Upgrade the system''s OpenSSL to a supported 3.x release and restart.';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'dependencies.extension';
+    ELSIF id OPERATOR(pg_catalog.=) 'dependencies.extension' THEN
+        area := 'dependencies';
         SELECT e.extversion INTO v FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'trading_guard';
         SELECT a.default_version INTO v2 FROM pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'trading_guard';
         IF v OPERATOR(pg_catalog.=) v2 THEN
@@ -1159,20 +871,8 @@ BEGIN
             status := 'warn'; detail := format('trading_guard %s is installed here; %s is available', v, v2);
             remedy := 'ALTER EXTENSION trading_guard UPDATE;';
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    -- ===================================================================
-    -- Backups
-    -- ===================================================================
-    area := 'backups';
-
-    BEGIN
-        "check" := 'backups.archiving';
+    ELSIF id OPERATOR(pg_catalog.=) 'backups.archiving' THEN
+        area := 'backups';
         v := current_setting('archive_mode');
         v2 := coalesce(nullif(trading_guard.checklist_setting('archive_command'), ''), nullif(current_setting('archive_library'), ''));
         IF v OPERATOR(pg_catalog.=) 'off' THEN
@@ -1186,15 +886,8 @@ BEGIN
         ELSE
             status := 'pass'; detail := format('archive_mode = %s', v); remedy := NULL;
         END IF;
-        RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
-
-    BEGIN
-        "check" := 'backups.archiver';
+    ELSIF id OPERATOR(pg_catalog.=) 'backups.archiver' THEN
+        area := 'backups';
         SELECT * INTO ks FROM pg_catalog.pg_stat_archiver;
         IF current_setting('archive_mode') OPERATOR(pg_catalog.=) 'off' THEN
             status := 'skip'; detail := 'archiving is off (backups.archiving)'; remedy := NULL;
@@ -1208,12 +901,31 @@ BEGIN
         ELSE
             status := 'pass'; detail := format('last WAL archived %s (%s)', ks.last_archived_time, ks.last_archived_wal); remedy := NULL;
         END IF;
+    ELSE
+        RAISE EXCEPTION 'no check "%"', id USING ERRCODE = '22023';
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    status := 'skip'; detail := SQLERRM;
+    remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
+END
+$fn$;
+COMMENT ON FUNCTION trading_guard.checklist_check(text) IS
+'one check of security_checklist(), by its id';
+
+CREATE FUNCTION trading_guard.security_checklist()
+RETURNS TABLE (area text, "check" text, status text, detail text, remedy text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    id text;
+BEGIN
+    FOREACH id IN ARRAY '{tls.ssl,tls.guard_preloaded,tls.guard_enforce,tls.min_protocol,tls.hba_plaintext,tls.hba_trust_password,tls.hba_shadowed_hostssl,tls.hba_errors,auth.password_encryption,auth.md5_passwords,auth.superuser_network,auth.application_roles,network.allowlist,network.allowlist_open,network.bans,validation.order_tables,validation.registry,audit.order_tables_audited,audit.triggers_intact,audit.ddl_event_triggers,audit.sealing,audit.verified,audit.log_readers,secrets.key_ring,secrets.key_file,secrets.key_readers,secrets.credential_rotation,secrets.master_key_age,secrets.reject_literals,secrets.other_environments,secrets.reveal_and_sign,logging.statements,logging.connections,logging.failed_logins,logging.pg_stat_statements_keys,limits.order_roles,limits.halts,limits.oncall,monitoring.security_events,monitoring.alerts,dependencies.postgresql,dependencies.openssl,dependencies.extension,backups.archiving,backups.archiver}'::text[] LOOP
+        SELECT c.area, c.status, c.detail, c.remedy INTO area, status, detail, remedy
+          FROM trading_guard.checklist_check(id) c;
+        "check" := id;
         RETURN NEXT;
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'skip'; detail := SQLERRM;
-        remedy := 'Run security_checklist() as a superuser, or grant this role what the detail names.';
-        RETURN NEXT;
-    END;
+    END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION trading_guard.security_checklist() IS
