@@ -293,8 +293,10 @@ SELECT section, subject, count, detail
 -- orders written are counted from the audit trail of the order tables
 SELECT trading_guard.enable_audit('ir.orders');
 SET ROLE ir_bot2;
+SET trading_guard.actor = 'desk-7';
 INSERT INTO ir.orders (symbol, side, quantity, price, exchange) VALUES ('SOLUSDT', 'SELL', 1, 150, 'kraken');
 UPDATE ir.orders SET status = 'FILLED' WHERE side = 'SELL' AND status = 'NEW';
+RESET trading_guard.actor;
 RESET ROLE;
 SELECT section, subject, count, detail
   FROM trading_guard.incident_report(now() - interval '1 hour')

@@ -602,7 +602,8 @@ BEGIN
                                'events_database', current_setting('trading_guard.events_database', true));
     END IF;
 
-    -- orders written, per table and role / session user / application
+    -- orders written, per table and role / session user / application /
+    -- actor (trading_guard.actor, what the application says it acts for)
     RETURN QUERY
     SELECT 'orders_written'::text,
            l.current_user_name,
@@ -611,13 +612,14 @@ BEGIN
            jsonb_build_object('table', l.schema_name OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) l.table_name,
                               'session_user', l.session_user_name,
                               'application', l.application_name,
+                              'actor', l.actor,
                               'updates', count(*) FILTER (WHERE l.operation OPERATOR(pg_catalog.=) 'UPDATE'),
                               'deletes', count(*) FILTER (WHERE l.operation OPERATOR(pg_catalog.=) 'DELETE'))
       FROM trading_guard.audit_log l
      WHERE l.event_time OPERATOR(pg_catalog.>=) since AND l.event_time OPERATOR(pg_catalog.<) until
        AND l.table_oid OPERATOR(pg_catalog.=) ANY (SELECT p.table_name::oid FROM trading_guard.protected_tables p)
        AND l.operation OPERATOR(pg_catalog.=) ANY ('{INSERT,UPDATE,DELETE}'::text[])
-     GROUP BY l.current_user_name, l.session_user_name, l.application_name, l.schema_name, l.table_name
+     GROUP BY l.current_user_name, l.session_user_name, l.application_name, l.actor, l.schema_name, l.table_name
      ORDER BY 3 DESC;
 
     -- order tables whose orders the report cannot count
