@@ -364,10 +364,43 @@ units_out(int64 units)
 static int64
 notional_units(Numeric quantity, Numeric price)
 {
-	Numeric		product = tg_num_mul(quantity, price);
+	Numeric		product;
 	int64		units;
 	Datum		d;
 
+#ifdef HAVE_INT128
+	{
+		/*
+		 * Usually both fit in an int64 at their own scale: multiply as
+		 * integers, without a numeric product (they are positive: the
+		 * exchange filters ran first).
+		 */
+		int			qs = tg_num_dscale(quantity);
+		int			ps = tg_num_dscale(price);
+		int64		q;
+		int64		p;
+
+		if (qs >= 0 && ps >= 0 && qs <= TG_SCALED_MAX_SCALE && ps <= TG_SCALED_MAX_SCALE &&
+			tg_num_scaled(quantity, qs, &q) && tg_num_scaled(price, ps, &p) &&
+			q >= 0 && p >= 0)
+		{
+			int128		prod = (int128) q * p;	/* scale qs + ps */
+			int			scale = qs + ps;
+
+			for (; scale < NOTIONAL_SCALE; scale++)
+			{
+				if (prod > PG_INT64_MAX)
+					return PG_INT64_MAX;
+				prod *= 10;
+			}
+			for (; scale > NOTIONAL_SCALE; scale--)
+				prod = prod / 10 + (prod % 10 != 0);	/* round up */
+			return prod > PG_INT64_MAX ? PG_INT64_MAX : (int64) prod;
+		}
+	}
+#endif
+
+	product = tg_num_mul(quantity, price);
 	if (tg_num_scaled(product, NOTIONAL_SCALE, &units))
 		return units;
 	if (tg_num_cmp(product, int64_to_numeric(10000000000)) >= 0)
