@@ -193,6 +193,13 @@ DECLARE
     kf record;
     ks record;
 BEGIN
+    -- the pg_hba.conf checks read pg_hba_file_rules (superuser-only)
+    IF id OPERATOR(pg_catalog.~~) 'tls.hba\_%' AND NOT can_hba THEN
+        area := 'tls'; status := 'skip'; detail := 'pg_hba.conf cannot be read by this role';
+        remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
+        RETURN;
+    END IF;
+
     IF id OPERATOR(pg_catalog.=) 'tls.ssl' THEN
         area := 'tls';
         IF current_setting('ssl') OPERATOR(pg_catalog.=) 'on' THEN
@@ -238,11 +245,6 @@ BEGIN
         END IF;
     ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_plaintext' THEN
         area := 'tls';
-        IF NOT can_hba THEN
-            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
-            detail := 'pg_hba.conf cannot be read by this role';
-            RETURN;
-        END IF;
         SELECT count(*), string_agg(format('line %s (%s %s %s %s)', r.line_number, r.type,
                                            array_to_string(r.database, ','), array_to_string(r.user_name, ','),
                                            coalesce(r.address, '')), '; ' ORDER BY r.line_number)
@@ -262,11 +264,6 @@ BEGIN
         END IF;
     ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_trust_password' THEN
         area := 'tls';
-        IF NOT can_hba THEN
-            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
-            detail := 'pg_hba.conf cannot be read by this role';
-            RETURN;
-        END IF;
         SELECT count(*), string_agg(format('line %s (%s %s)', r.line_number, r.type, r.auth_method), '; ' ORDER BY r.line_number)
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules r
@@ -281,11 +278,6 @@ BEGIN
         END IF;
     ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_shadowed_hostssl' THEN
         area := 'tls';
-        IF NOT can_hba THEN
-            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
-            detail := 'pg_hba.conf cannot be read by this role';
-            RETURN;
-        END IF;
         SELECT count(*), string_agg(format('line %s shadows hostssl line %s', h.line_number, s.line_number), '; ' ORDER BY s.line_number)
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules s
@@ -302,11 +294,6 @@ BEGIN
         END IF;
     ELSIF id OPERATOR(pg_catalog.=) 'tls.hba_errors' THEN
         area := 'tls';
-        IF NOT can_hba THEN
-            status := 'skip'; remedy := 'Run security_checklist() as a superuser (pg_hba_file_rules is superuser-only).';
-            detail := 'pg_hba.conf cannot be read by this role';
-            RETURN;
-        END IF;
         SELECT count(*), string_agg(format('line %s: %s', r.line_number, r.error), '; ' ORDER BY r.line_number)
           INTO n, names
           FROM pg_catalog.pg_hba_file_rules r WHERE r.error IS NOT NULL;
