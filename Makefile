@@ -73,7 +73,8 @@ REGRESS = \
 	incident \
 	hostile \
 	upgrade \
-	checklist
+	checklist \
+	limits_full
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--encoding=UTF8 --no-locale
 

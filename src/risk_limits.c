@@ -10,8 +10,8 @@
  * trading_guard.sign_limits, cached per backend and followed through
  * src/own_tables.c.  What they have admitted lives in shared memory: one
  * entry per subject (a role, a role's account, a credential) per database,
- * found by hash, never removed until the server stops (a full table refuses
- * new subjects: fail closed).  So the counts are per server: a restart
+ * found by hash; a full table gives a new subject the entry of one whose
+ * windows are empty, and refuses it (fail closed) when none is.  So the counts are per server: a restart
  * starts every window empty, and a standby counts its own signatures.
  *
  * Windows: a window of length W is cut in 60 slots of W/60; a subject's use
@@ -105,12 +105,15 @@ typedef struct LimitEntry
 	int64		admitted;
 	int64		refused[TG_LIM_NUM];
 	TimestampTz last_refused[TG_LIM_NUM];
+	TimestampTz last_used;		/* by entry_find: never reused in the call
+								 * (the critical section) that found it */
 } LimitEntry;
 
 typedef struct LimitShared
 {
 	slock_t		mutex;			/* everything below */
 	int			nused;
+	int64		reused;			/* idle entries given to new subjects */
 	LimitEntry	entries[LIMIT_ENTRIES];
 } LimitShared;
 
@@ -159,12 +162,19 @@ key_init(LimitKey *key, SubjectKind kind, Oid roleid)
 	key->roleid = roleid;
 }
 
+static bool entry_idle(const LimitEntry *e, TimestampTz now);
+
 /*
  * The entry of key, added when missing and add is true; NULL when it is
- * missing (or the table is full).  Caller holds the mutex.
+ * missing (or it cannot be added).  A full table makes room by forgetting a
+ * subject whose windows hold nothing any more (as of now): it had admitted
+ * nothing within any of its limits' windows, so forgetting it lets nothing
+ * more through (only its refusal counts go with it).  Entries are never
+ * emptied, so a lookup's probe never stops early; in a full table it goes
+ * round once.  Caller holds the mutex.
  */
 static LimitEntry *
-entry_find(const LimitKey *key, uint32 hash, bool add)
+entry_find(const LimitKey *key, uint32 hash, bool add, TimestampTz now)
 {
 	uint32		i = hash % LIMIT_ENTRIES;
 
@@ -176,17 +186,39 @@ entry_find(const LimitKey *key, uint32 hash, bool add)
 		{
 			if (!add)
 				return NULL;
-			memset(e, 0, sizeof(LimitEntry));
-			e->used = true;
-			e->hash = hash;
-			e->key = *key;
 			limit_shared->nused++;
-			return e;
+			break;
 		}
 		if (e->hash == hash && memcmp(&e->key, key, sizeof(LimitKey)) == 0)
+		{
+			if (now != 0)
+				e->last_used = now;
 			return e;
+		}
+		if (probe == LIMIT_ENTRIES - 1)
+		{
+			/* full, and not there */
+			if (!add)
+				return NULL;
+			for (probe = 0; probe < LIMIT_ENTRIES; probe++, i = (i + 1) % LIMIT_ENTRIES)
+				if (entry_idle(&limit_shared->entries[i], now))
+					break;
+			if (probe == LIMIT_ENTRIES)
+				return NULL;
+			limit_shared->reused++;
+			break;
+		}
 	}
-	return NULL;
+	{
+		LimitEntry *e = &limit_shared->entries[i];
+
+		memset(e, 0, sizeof(LimitEntry));
+		e->used = true;
+		e->hash = hash;
+		e->key = *key;
+		e->last_used = now;
+		return e;
+	}
 }
 
 static uint32
@@ -234,6 +266,26 @@ window_add(LimitWindow *w, int64 amount)
 {
 	w->slot[w->head % LIMIT_SLOTS] += amount;
 	w->total += amount;
+}
+
+/* Do the windows of e hold nothing any more, as of now? */
+static bool
+entry_idle(const LimitEntry *e, TimestampTz now)
+{
+	if (e->last_used >= now)
+		return false;			/* found by this very check */
+	for (int w = 0; w < WIN_NUM; w++)
+	{
+		LimitWindow copy;
+
+		if (e->win[w].slot_us == 0)
+			continue;
+		copy = e->win[w];
+		window_advance(&copy, copy.slot_us, now);
+		if (copy.total != 0)
+			return false;
+	}
+	return true;
 }
 
 /* ----------------------------------------------------------------------
@@ -566,7 +618,7 @@ tg_limits_check_order(const TgOrder *o, const TgOrderSubject *s)
 		const OrderLimitRow *r = apply[i];
 		LimitEntry *e;
 
-		e = entry_find(&r->key, r->hash, true);
+		e = entry_find(&r->key, r->hash, true, now);
 		if (e == NULL)
 		{
 			full = true;
@@ -635,8 +687,8 @@ tg_limits_check_order(const TgOrder *o, const TgOrderSubject *s)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("too many subjects with limits on this server (at most %d)", LIMIT_ENTRIES),
-				 errdetail("The order is refused because its limits cannot be counted."),
-				 errhint("Restart the server to forget subjects whose limits were dropped.")));
+				 errdetail("The order is refused because its limits cannot be counted: every entry holds orders still inside a window."),
+				 errhint("Entries make room by themselves once their windows are empty; see trading_guard.limit_usage.")));
 	if (refused == TG_LIM_NUM)
 		return;
 
@@ -714,7 +766,7 @@ tg_limits_check_sign(const char *exchange, const char *label)
 	now = GetCurrentTimestamp();
 
 	blocked = tg_spin_acquire(&limit_shared->mutex, &saved);
-	e = entry_find(&r->key, r->hash, true);
+	e = entry_find(&r->key, r->hash, true, now);
 	if (e != NULL)
 	{
 		if (r->per_second > 0)
@@ -755,8 +807,8 @@ tg_limits_check_sign(const char *exchange, const char *label)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("too many subjects with limits on this server (at most %d)", LIMIT_ENTRIES),
-				 errdetail("The signature is refused because its limits cannot be counted."),
-				 errhint("Restart the server to forget subjects whose limits were dropped.")));
+				 errdetail("The signature is refused because its limits cannot be counted: every entry holds requests still inside a window."),
+				 errhint("Entries make room by themselves once their windows are empty; see trading_guard.limit_usage.")));
 	if (refused == TG_LIM_NUM)
 		return;
 	{
@@ -785,7 +837,7 @@ count_refusal(const LimitKey *key, TgLimitKind kind)
 	if (limit_shared == NULL)
 		return;
 	blocked = tg_spin_acquire(&limit_shared->mutex, &saved);
-	e = entry_find(key, key_hash(key), true);
+	e = entry_find(key, key_hash(key), true, now);
 	if (e != NULL)
 	{
 		e->refused[kind]++;
@@ -911,7 +963,7 @@ entry_copy(const LimitKey *key, LimitEntry *out)
 	memset(out, 0, sizeof(LimitEntry));
 	out->key = *key;
 	blocked = tg_spin_acquire(&limit_shared->mutex, &saved);
-	e = entry_find(key, key_hash(key), false);
+	e = entry_find(key, key_hash(key), false, 0);
 	if (e != NULL)
 		*out = *e;
 	tg_spin_release(&limit_shared->mutex, blocked, &saved);
