@@ -51,39 +51,6 @@ AS $$ SELECT s.setting FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_ca
 COMMENT ON FUNCTION trading_guard.checklist_setting(text) IS
 'a setting as the caller may see it; NULL for a superuser-only one the caller may not read';
 
--- Is a pg_hba line's address the loopback interface only?
-CREATE FUNCTION trading_guard.checklist_hba_loopback(address text, netmask text)
-RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    a inet;
-BEGIN
-    IF address IS NULL THEN
-        RETURN true;                       -- local (Unix socket) lines
-    END IF;
-    IF address OPERATOR(pg_catalog.=) 'samehost' THEN
-        RETURN false;                      -- every address of the server
-    END IF;
-    BEGIN
-        a := address::inet;
-    EXCEPTION WHEN OTHERS THEN
-        RETURN false;                      -- all, samenet, host names
-    END;
-    IF netmask IS NOT NULL THEN
-        IF family(a) OPERATOR(pg_catalog.=) 4 THEN
-            RETURN a OPERATOR(pg_catalog.<<=) '127.0.0.0/8'::inet
-               AND netmask::inet OPERATOR(pg_catalog.>=) '255.0.0.0'::inet;
-        END IF;
-        RETURN host(a) OPERATOR(pg_catalog.=) '::1'
-           AND netmask OPERATOR(pg_catalog.=) 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
-    END IF;
-    RETURN a OPERATOR(pg_catalog.<<=) '127.0.0.0/8'::inet OR a OPERATOR(pg_catalog.=) '::1/128'::inet;
-END
-$$;
-COMMENT ON FUNCTION trading_guard.checklist_hba_loopback(text, text) IS
-'true when a pg_hba_file_rules address and netmask cover the loopback interface only';
 
 -- A pg_hba line's address as a network (NULL for all, samehost, samenet,
 -- host names, and local lines)
@@ -115,6 +82,20 @@ END
 $$;
 COMMENT ON FUNCTION trading_guard.checklist_hba_net(text, text) IS
 'a pg_hba_file_rules address and netmask as a network; NULL for keywords and host names';
+
+-- Is a pg_hba line's address the loopback interface only? (local lines:
+-- yes; all, samehost, samenet, host names: no)
+CREATE FUNCTION trading_guard.checklist_hba_loopback(address text, netmask text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT address IS NULL
+        OR coalesce(n OPERATOR(pg_catalog.<<=) '127.0.0.0/8'::cidr OR n OPERATOR(pg_catalog.=) '::1/128'::cidr, false)
+      FROM (SELECT trading_guard.checklist_hba_net(address, netmask) AS n) x
+$$;
+COMMENT ON FUNCTION trading_guard.checklist_hba_loopback(text, text) IS
+'true when a pg_hba_file_rules address and netmask cover the loopback interface only';
 
 -- Does a pg_hba line's user list (all, names, +groups) take in this role?
 -- Group membership as pg_hba.conf counts it (no superuser shortcut).

@@ -130,53 +130,61 @@ tg_checklist_rules(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("trading_guard.rules cannot be parsed: %s", error ? error : "out of memory")));
 
-	for (int r = 0; r < set->nrules; r++)
+	/* set is malloc'd: freed on error too */
+	PG_TRY();
 	{
-		const TgConnRule *rule = &set->rules[r];
-		Datum	   *roles = palloc(sizeof(Datum) * Max(rule->nroles, 1));
-		Datum	   *nets = palloc(sizeof(Datum) * Max(rule->nnets, 1));
-		bool		any_role = false;
-		bool		any_net = false;
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
-
-		for (int i = 0; i < rule->nroles; i++)
+		for (int r = 0; r < set->nrules; r++)
 		{
-			const TgRoleRef *ref = &set->roles[rule->first_role + i];
+			const TgConnRule *rule = &set->rules[r];
+			Datum	   *roles = palloc(sizeof(Datum) * Max(rule->nroles, 1));
+			Datum	   *nets = palloc(sizeof(Datum) * Max(rule->nnets, 1));
+			bool		any_role = false;
+			bool		any_net = false;
+			Datum		values[6];
+			bool		nulls[6] = {false, false, false, false, false, false};
 
-			if (ref->kind == TG_ROLE_ANY)
-				any_role = true;
-			roles[i] = CStringGetTextDatum(ref->kind == TG_ROLE_ANY ? "*" :
-										   ref->kind == TG_ROLE_GROUP ? psprintf("+%s", ref->name) :
-										   ref->name);
-		}
-		for (int i = 0; i < rule->nnets; i++)
-		{
-			const TgNet *net = &set->nets[rule->first_net + i];
-			TgAddr		addr;
-			char		buf[64];
-
-			if (net->family == 0 || net->bits == 0)
-				any_net = true;
-			if (net->family == 0)
+			for (int i = 0; i < rule->nroles; i++)
 			{
-				nets[i] = CStringGetTextDatum("all");
-				continue;
+				const TgRoleRef *ref = &set->roles[rule->first_role + i];
+
+				if (ref->kind == TG_ROLE_ANY)
+					any_role = true;
+				roles[i] = CStringGetTextDatum(ref->kind == TG_ROLE_ANY ? "*" :
+											   ref->kind == TG_ROLE_GROUP ? psprintf("+%s", ref->name) :
+											   ref->name);
 			}
-			memset(&addr, 0, sizeof(addr));
-			addr.family = net->family;
-			memcpy(addr.bytes, net->bytes, sizeof(addr.bytes));
-			tg_addr_format(&addr, buf, sizeof(buf));
-			nets[i] = CStringGetTextDatum(psprintf("%s/%d", buf, net->bits));
+			for (int i = 0; i < rule->nnets; i++)
+			{
+				const TgNet *net = &set->nets[rule->first_net + i];
+				TgAddr		addr;
+				char		buf[64];
+
+				if (net->family == 0 || net->bits == 0)
+					any_net = true;
+				if (net->family == 0)
+				{
+					nets[i] = CStringGetTextDatum("all");
+					continue;
+				}
+				memset(&addr, 0, sizeof(addr));
+				addr.family = net->family;
+				memcpy(addr.bytes, net->bytes, sizeof(addr.bytes));
+				tg_addr_format(&addr, buf, sizeof(buf));
+				nets[i] = CStringGetTextDatum(psprintf("%s/%d", buf, net->bits));
+			}
+			values[0] = Int32GetDatum(r + 1);
+			values[1] = PointerGetDatum(construct_array(roles, rule->nroles, TEXTOID, -1, false, TYPALIGN_INT));
+			values[2] = PointerGetDatum(construct_array(nets, rule->nnets, TEXTOID, -1, false, TYPALIGN_INT));
+			values[3] = BoolGetDatum(rule->cert);
+			values[4] = BoolGetDatum(any_role);
+			values[5] = BoolGetDatum(any_net);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
-		values[0] = Int32GetDatum(r + 1);
-		values[1] = PointerGetDatum(construct_array(roles, rule->nroles, TEXTOID, -1, false, TYPALIGN_INT));
-		values[2] = PointerGetDatum(construct_array(nets, rule->nnets, TEXTOID, -1, false, TYPALIGN_INT));
-		values[3] = BoolGetDatum(rule->cert);
-		values[4] = BoolGetDatum(any_role);
-		values[5] = BoolGetDatum(any_net);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	free(set);
+	PG_FINALLY();
+	{
+		free(set);
+	}
+	PG_END_TRY();
 	return (Datum) 0;
 }

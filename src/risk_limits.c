@@ -112,8 +112,6 @@ typedef struct LimitEntry
 typedef struct LimitShared
 {
 	slock_t		mutex;			/* everything below */
-	int			nused;
-	int64		reused;			/* idle entries given to new subjects */
 	LimitEntry	entries[LIMIT_ENTRIES];
 } LimitShared;
 
@@ -186,7 +184,6 @@ entry_find(const LimitKey *key, uint32 hash, bool add, TimestampTz now)
 		{
 			if (!add)
 				return NULL;
-			limit_shared->nused++;
 			break;
 		}
 		if (e->hash == hash && memcmp(&e->key, key, sizeof(LimitKey)) == 0)
@@ -205,7 +202,6 @@ entry_find(const LimitKey *key, uint32 hash, bool add, TimestampTz now)
 					break;
 			if (probe == LIMIT_ENTRIES)
 				return NULL;
-			limit_shared->reused++;
 			break;
 		}
 	}
@@ -268,6 +264,29 @@ window_add(LimitWindow *w, int64 amount)
 	w->total += amount;
 }
 
+/*
+ * What a window holds as of now (window_advance's total, without moving
+ * the window); 0 for a window of another slot width (it would restart).
+ */
+static int64
+window_total_at(const LimitWindow *w, int64 slot_us, TimestampTz now)
+{
+	int64		now_slot;
+	int64		total;
+
+	if (w->slot_us == 0 || w->slot_us != slot_us)
+		return 0;
+	now_slot = now / slot_us;
+	if (now_slot <= w->head)
+		return w->total;
+	if (now_slot - w->head >= LIMIT_SLOTS)
+		return 0;
+	total = w->total;
+	for (int64 s = w->head + 1; s <= now_slot; s++)
+		total -= w->slot[s % LIMIT_SLOTS];
+	return total;
+}
+
 /* Do the windows of e hold nothing any more, as of now? */
 static bool
 entry_idle(const LimitEntry *e, TimestampTz now)
@@ -275,16 +294,8 @@ entry_idle(const LimitEntry *e, TimestampTz now)
 	if (e->last_used >= now)
 		return false;			/* found by this very check */
 	for (int w = 0; w < WIN_NUM; w++)
-	{
-		LimitWindow copy;
-
-		if (e->win[w].slot_us == 0)
-			continue;
-		copy = e->win[w];
-		window_advance(&copy, copy.slot_us, now);
-		if (copy.total != 0)
+		if (window_total_at(&e->win[w], e->win[w].slot_us, now) != 0)
 			return false;
-	}
 	return true;
 }
 
@@ -554,7 +565,8 @@ order_row_applies(const OrderLimitRow *r, const TgOrderSubject *s)
 		memcmp(s->account, r->account, s->account_len) == 0;
 }
 
-#define MAX_APPLY 8
+/* at most 2 roles (current, session) x (role-wide, account) rows apply */
+#define MAX_APPLY 4
 
 /*
  * Check an order against the limits of its roles (and account); raises the
@@ -882,18 +894,6 @@ notional_datum(int64 units)
 							   NumericGetDatum(int64_div_fast_to_numeric(units, NOTIONAL_SCALE)));
 }
 
-/* A window's use now, without moving it */
-static int64
-window_used(const LimitWindow *w, int64 slot_us, TimestampTz now)
-{
-	LimitWindow copy = *w;
-
-	if (w->slot_us == 0)
-		return 0;
-	window_advance(&copy, slot_us, now);
-	return copy.total;
-}
-
 static void
 usage_row(ReturnSetInfo *rsinfo, const LimitEntry *e, bool sign, TgLimitKind kind,
 		  Datum limit_value, bool has_limit, double window_s, Datum used, bool has_used)
@@ -999,11 +999,11 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 		if (r->per_second > 0)
 			usage_row(rsinfo, copy, false, TG_LIM_ORDERS_PER_SECOND,
 					  NumericGetDatum(int64_to_numeric(r->per_second)), true, 1,
-					  NumericGetDatum(int64_to_numeric(window_used(&copy->win[WIN_SHORT], USECS_PER_SEC / 60, now))), true);
+					  NumericGetDatum(int64_to_numeric(window_total_at(&copy->win[WIN_SHORT], USECS_PER_SEC / 60, now))), true);
 		if (r->per_minute > 0)
 			usage_row(rsinfo, copy, false, TG_LIM_ORDERS_PER_MINUTE,
 					  NumericGetDatum(int64_to_numeric(r->per_minute)), true, 60,
-					  NumericGetDatum(int64_to_numeric(window_used(&copy->win[WIN_LONG], USECS_PER_MINUTE_I / 60, now))), true);
+					  NumericGetDatum(int64_to_numeric(window_total_at(&copy->win[WIN_LONG], USECS_PER_MINUTE_I / 60, now))), true);
 		if (r->order_max > 0)
 			usage_row(rsinfo, copy, false, TG_LIM_ORDER_NOTIONAL,
 					  notional_datum(r->order_max), true, 0,
@@ -1012,7 +1012,7 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 			usage_row(rsinfo, copy, false, TG_LIM_NOTIONAL_WINDOW,
 					  notional_datum(r->window_max), true,
 					  (double) r->window_us / USECS_PER_SEC,
-					  notional_datum(window_used(&copy->win[WIN_NOTIONAL], Max(r->window_us / 60, 1), now)), true);
+					  notional_datum(window_total_at(&copy->win[WIN_NOTIONAL], Max(r->window_us / 60, 1), now)), true);
 	}
 	for (int i = 0; i < sign_limits.nrows; i++)
 	{
@@ -1022,11 +1022,11 @@ tg_limit_usage(PG_FUNCTION_ARGS)
 		if (r->per_second > 0)
 			usage_row(rsinfo, copy, true, TG_LIM_REQUESTS_PER_SECOND,
 					  NumericGetDatum(int64_to_numeric(r->per_second)), true, 1,
-					  NumericGetDatum(int64_to_numeric(window_used(&copy->win[WIN_SHORT], USECS_PER_SEC / 60, now))), true);
+					  NumericGetDatum(int64_to_numeric(window_total_at(&copy->win[WIN_SHORT], USECS_PER_SEC / 60, now))), true);
 		if (r->per_minute > 0)
 			usage_row(rsinfo, copy, true, TG_LIM_REQUESTS_PER_MINUTE,
 					  NumericGetDatum(int64_to_numeric(r->per_minute)), true, 60,
-					  NumericGetDatum(int64_to_numeric(window_used(&copy->win[WIN_LONG], USECS_PER_MINUTE_I / 60, now))), true);
+					  NumericGetDatum(int64_to_numeric(window_total_at(&copy->win[WIN_LONG], USECS_PER_MINUTE_I / 60, now))), true);
 	}
 
 	/* refusals by halts: every subject of this database that has some */

@@ -172,11 +172,13 @@ tg_as_runner "$BINDIR/createdb" -h "$SOCKDIR" -p "$PORT" demo
 # The demo runs over TCP with TLS, the certificate checked against itself,
 # with a password made now: set over the Unix socket (psql sends it in the
 # ALTER ROLE; with log_statement = none it is logged nowhere) and kept in a
-# passfile only the runner reads.
+# passfile only the runner reads.  It only ever travels through pipes (the
+# shell's printf is a builtin), never a command line that ps would show.
 PGPASSWORD_DEMO=$(openssl rand -hex 24)
-tg_as_runner sh -c "umask 077; printf '*:*:*:*:%s\\n' '$PGPASSWORD_DEMO' > '$LIVE/pgpass'"
-printf '%s\n' "ALTER ROLE CURRENT_USER PASSWORD :'pw';" |
-	tg_as_runner "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -v pw="$PGPASSWORD_DEMO" -h "$SOCKDIR" -p "$PORT" demo
+printf '*:*:*:*:%s\n' "$PGPASSWORD_DEMO" |
+	tg_as_runner sh -c 'umask 077; cat > "$1"' sh "$LIVE/pgpass"
+printf "ALTER ROLE CURRENT_USER PASSWORD '%s';\n" "$PGPASSWORD_DEMO" |
+	tg_as_runner "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" demo
 unset PGPASSWORD_DEMO
 CONNINFO="host=localhost port=$PORT dbname=demo sslmode=verify-full sslrootcert=$DATA/server.crt passfile=$LIVE/pgpass"
 
